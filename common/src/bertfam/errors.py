@@ -1,0 +1,40 @@
+"""One kind of error for bad input, and the entry-point wrapper that reports it.
+
+Every check on what a user gave us (files, flags, environment) raises a subclass of
+`UserError`. Entry points run under `exit_on_user_error`, which turns it into a single
+line on stderr and a non-zero exit instead of a traceback from deep inside.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+EXIT_USER_ERROR = 2
+
+F = TypeVar("F", bound=Callable)
+
+
+class UserError(Exception):
+    """Something the user can fix: the message says what and, where it can, how."""
+
+
+def report_and_exit(error: UserError, prog: str | None = None) -> None:
+    prefix = f"{prog}: " if prog else ""
+    message = " ".join(str(error).split("\n"))
+    print(f"{prefix}error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def exit_on_user_error(main: F) -> F:
+    """Decorate an entry point so a `UserError` exits with one line and status 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as error:
+            report_and_exit(error)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,13 @@
+import http_fixture
+import pytest
+
+
+@pytest.fixture
+def http_server():
+    state = http_fixture.FileServer()
+    httpd = http_fixture.start(state)
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
