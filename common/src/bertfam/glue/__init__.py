@@ -1,0 +1,1 @@
+"""GLUE-style sentence(-pair) classification: readers, features and metrics."""
