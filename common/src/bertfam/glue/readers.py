@@ -198,7 +198,27 @@ class DataProcessor:
         raise NotImplementedError
 
 
-class MrpcProcessor(DataProcessor):
+class _SplitFilesProcessor(DataProcessor):
+    """A task with one TSV per split in the data directory: (file name, guid prefix)."""
+
+    TRAIN = ("train.tsv", "train")
+    DEV = ("dev.tsv", "dev")
+    TEST = ("test.tsv", "test")
+
+    def get_train_examples(self, data_dir: PathLike) -> List[InputExample]:
+        return self._create_examples(Path(data_dir) / self.TRAIN[0], self.TRAIN[1])
+
+    def get_dev_examples(self, data_dir: PathLike) -> List[InputExample]:
+        return self._create_examples(Path(data_dir) / self.DEV[0], self.DEV[1])
+
+    def get_test_examples(self, data_dir: PathLike) -> List[InputExample]:
+        return self._create_examples(Path(data_dir) / self.TEST[0], self.TEST[1])
+
+    def _create_examples(self, path: Path, set_type: str) -> List[InputExample]:
+        raise NotImplementedError
+
+
+class MrpcProcessor(_SplitFilesProcessor):
     """GLUE MRPC: train.tsv, dev.tsv, test.tsv, each with a header line.
 
     Columns `Quality  #1 ID  #2 ID  #1 String  #2 String`; in test.tsv the first column
@@ -207,15 +227,6 @@ class MrpcProcessor(DataProcessor):
     """
 
     TEST_COLUMNS = ("index",) + MSR_COLUMNS[1:]
-
-    def get_train_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "train.tsv", "train")
-
-    def get_dev_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "dev.tsv", "dev")
-
-    def get_test_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "test.tsv", "test")
 
     def get_labels(self) -> List[str]:
         return ["0", "1"]
@@ -267,7 +278,7 @@ def _restore_quotes(text: str) -> str:
     return text.replace(MSR_QUOTE_PLACEHOLDER, '"')
 
 
-class ColaProcessor(DataProcessor):
+class ColaProcessor(_SplitFilesProcessor):
     """GLUE CoLA: single sentences, label "0" (unacceptable) or "1" (acceptable).
 
     train.tsv and dev.tsv have no header and four columns `source  label  author's mark
@@ -277,15 +288,6 @@ class ColaProcessor(DataProcessor):
 
     COLUMNS = ("source", "label", "original mark", "sentence")
     TEST_COLUMNS = ("index", "sentence")
-
-    def get_train_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "train.tsv", "train")
-
-    def get_dev_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "dev.tsv", "dev")
-
-    def get_test_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "test.tsv", "test")
 
     def get_labels(self) -> List[str]:
         return ["0", "1"]
@@ -306,7 +308,7 @@ class ColaProcessor(DataProcessor):
         return examples
 
 
-class MnliProcessor(DataProcessor):
+class MnliProcessor(_SplitFilesProcessor):
     """GLUE MultiNLI, matched: train.tsv, dev_matched.tsv, test_matched.tsv.
 
     Each has a header; sentences are columns 8 and 9 and the gold label is the last
@@ -327,14 +329,8 @@ class MnliProcessor(DataProcessor):
         "sentence2",
     )
 
-    def get_train_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "train.tsv", "train")
-
-    def get_dev_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "dev_matched.tsv", "dev_matched")
-
-    def get_test_examples(self, data_dir: PathLike) -> List[InputExample]:
-        return self._create_examples(Path(data_dir) / "test_matched.tsv", "test")
+    DEV = ("dev_matched.tsv", "dev_matched")
+    TEST = ("test_matched.tsv", "test")
 
     def get_labels(self) -> List[str]:
         return ["contradiction", "entailment", "neutral"]
