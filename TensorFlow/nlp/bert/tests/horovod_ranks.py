@@ -1,0 +1,40 @@
+"""Run under mpirun by test_horovod.py: train with Horovod, then every rank saves its weights.
+
+Rank 0 alone writes the run's outputs, so this driver is how a test sees the other
+ranks' weights. Usage: mpirun -np 2 python horovod_ranks.py <weights_prefix> <run_squad flags>
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from absl import flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import modeling  # noqa: E402
+import run_squad  # noqa: E402  (defines the flags)
+
+from bertfam.squad.run import prepare  # noqa: E402
+from bertfam.tf.squad import run_squad as train  # noqa: E402
+
+
+def main() -> None:
+    prefix, argv = sys.argv[1], sys.argv[:1] + sys.argv[2:]
+    flags.FLAGS(argv)
+    config = run_squad.config_from_flags()
+    built = []
+
+    def build(model_config):
+        built.append(modeling.BertForQuestionAnswering(model_config))
+        return built[0]
+
+    train(config, prepare(config), build)
+    import horovod.tensorflow as hvd
+
+    weights = {v.name: v.numpy() for v in built[0].trainable_variables}
+    np.savez(f"{prefix}{hvd.rank()}.npz", **weights)
+
+
+if __name__ == "__main__":
+    main()

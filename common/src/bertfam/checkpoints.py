@@ -1,0 +1,146 @@
+"""Checkpoint names: one table between Google's TF names and HuggingFace's BERT keys.
+
+Google: ``bert/encoder/layer_3/attention/self/query/kernel`` [in, out]
+HuggingFace: ``bert.encoder.layer.3.attention.self.query.weight`` [out, in]
+
+The rules (upstream-surface.md §8.1): dots become slashes and ``layer.N`` becomes
+``layer_N``; a Linear ``weight`` is a ``kernel`` stored transposed; LayerNorm
+``weight``/``bias`` (old files: ``gamma``/``beta``) are ``gamma``/``beta``; embedding
+tables drop the ``.weight``; the task heads are renamed whole (``qa_outputs`` is
+``cls/squad/output_weights`` and is *not* transposed, nor is ``classifier``, which Google
+keeps at top level as ``output_weights``). Keys of a bare ``BertModel`` (no ``bert.``
+prefix, as sentence-transformers folders have) get the ``bert/`` scope.
+
+Also here: reading a HuggingFace model folder (config.json + model.safetensors or
+pytorch_model.bin) into NumPy arrays under Google names. Framework-free: safetensors
+files are read with NumPy; ``pytorch_model.bin`` needs torch, imported only then.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from bertfam.errors import UserError
+
+# Keys HuggingFace stores that are not weights (buffers) or that repeat another weight.
+_SKIPPED_HF_KEYS = re.compile(
+    r"(^|\.)(position_ids|token_type_ids)$|^cls\.predictions\.decoder\.(weight|bias)$"
+)
+_HEAD_RENAMES = {
+    "qa_outputs.weight": ("cls/squad/output_weights", False),
+    "qa_outputs.bias": ("cls/squad/output_bias", False),
+    "classifier.weight": ("output_weights", False),
+    "classifier.bias": ("output_bias", False),
+    "cls.predictions.bias": ("cls/predictions/output_bias", False),
+    "cls.seq_relationship.weight": ("cls/seq_relationship/output_weights", False),
+    "cls.seq_relationship.bias": ("cls/seq_relationship/output_bias", False),
+}
+_EMBEDDING_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+_LAYER_NORM_LEAVES = {"weight": "gamma", "bias": "beta", "gamma": "gamma", "beta": "beta"}
+_BARE_MODEL_SCOPES = ("embeddings.", "encoder.", "pooler.")
+
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class CheckpointError(UserError):
+    """A checkpoint or model folder is missing, unreadable, or does not fit the model."""
+
+
+def hf_to_google(key: str) -> Optional[Tuple[str, bool]]:
+    """(Google name, transpose?) for a HuggingFace BERT key, or None for keys to skip."""
+    if _SKIPPED_HF_KEYS.search(key):
+        return None
+    if key in _HEAD_RENAMES:
+        return _HEAD_RENAMES[key]
+    if key.startswith(_BARE_MODEL_SCOPES):
+        key = "bert." + key
+    parts = key.split(".")
+    *scope, leaf = parts
+    name = re.sub(r"layer/(\d+)", r"layer_\1", "/".join(scope))
+    if scope and scope[-1] == "LayerNorm":
+        return f"{name}/{_LAYER_NORM_LEAVES[leaf]}", False
+    if scope and scope[-1] in _EMBEDDING_TABLES and leaf == "weight":
+        return name, False
+    if leaf == "weight":
+        return f"{name}/kernel", True
+    if leaf == "bias":
+        return f"{name}/bias", False
+    return None
+
+
+def google_to_hf(name: str) -> Tuple[str, bool]:
+    """The inverse of `hf_to_google`: (HuggingFace key, transpose?)."""
+    for key, (google, transpose) in _HEAD_RENAMES.items():
+        if google == name:
+            return key, transpose
+    parts = re.sub(r"layer_(\d+)", r"layer.\1", name).split("/")
+    *scope, leaf = parts
+    if leaf in _EMBEDDING_TABLES:
+        return ".".join(parts) + ".weight", False
+    renamed = {"gamma": "weight", "beta": "bias", "kernel": "weight"}.get(leaf, leaf)
+    return ".".join(scope + [renamed]), leaf == "kernel"
+
+
+@dataclass(frozen=True)
+class HfFolder:
+    path: Path
+    config_file: Path
+    weights_file: Path
+    vocab_file: Optional[Path]
+
+
+def find_hf_folder(path: Union[str, Path]) -> HfFolder:
+    """Check a HuggingFace BERT folder has what we need, naming what is missing."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: no such model folder")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise CheckpointError(f"{folder}: no config.json, so it is not a HuggingFace model folder")
+    weights = next((folder / name for name in HF_WEIGHT_FILES if (folder / name).is_file()), None)
+    if weights is None:
+        raise CheckpointError(f"{folder}: no weights ({' or '.join(HF_WEIGHT_FILES)})")
+    vocab = folder / "vocab.txt"
+    return HfFolder(folder, config, weights, vocab if vocab.is_file() else None)
+
+
+def read_hf_weights(weights_file: Union[str, Path]) -> Dict[str, np.ndarray]:
+    """{HuggingFace key: float32 array} from model.safetensors or pytorch_model.bin."""
+    weights_file = Path(weights_file)
+    try:
+        if weights_file.suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            tensors = load_file(str(weights_file))
+        else:
+            try:
+                import torch
+            except ImportError:
+                raise CheckpointError(
+                    f"{weights_file}: reading pytorch_model.bin needs torch "
+                    "(pip install torch), or give a folder with model.safetensors"
+                ) from None
+            state = torch.load(str(weights_file), map_location="cpu", weights_only=True)
+            tensors = {key: value.float().numpy() for key, value in state.items()}
+    except CheckpointError:
+        raise
+    except Exception as error:  # a corrupt file raises whatever its parser raises
+        raise CheckpointError(f"{weights_file}: cannot read the weights ({error})") from None
+    return {key: np.asarray(value, dtype=np.float32) for key, value in tensors.items()}
+
+
+def hf_weights_as_google(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """HuggingFace keys and layouts to Google names and layouts (kernels transposed)."""
+    converted = {}
+    for key, value in weights.items():
+        mapped = hf_to_google(key)
+        if mapped is None:
+            continue
+        name, transpose = mapped
+        converted[name] = np.ascontiguousarray(value.T) if transpose else value
+    return converted

@@ -1,0 +1,150 @@
+"""Loading weights into a TensorFlow model by checkpoint name, loudly.
+
+`--init_checkpoint` may be:
+
+- a Google TF checkpoint prefix (``uncased_L-12_H-768_A-12/bert_model.ckpt``): TF1
+  name-based, read by name;
+- a checkpoint our training loop wrote (``model.ckpt-500``, object-based through
+  `tf.train.CheckpointManager`, whose model variables are stored under their checkpoint
+  names), so fine-tuned or pre-trained weights chain into the next run the same way;
+- a HuggingFace model folder (config.json + model.safetensors or pytorch_model.bin),
+  whose keys go through `bertfam.checkpoints.hf_to_google`.
+
+Every model variable found is logged as restored, as Google's ``*INIT_FROM_CKPT*``
+listing; a shape mismatch is an error naming both shapes; model variables the
+checkpoint lacks are an error unless they are the task head the run trains from
+scratch; checkpoint variables the model does not use (the pre-training heads, optimizer
+slots) are listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+
+from bertfam.checkpoints import (
+    CheckpointError,
+    find_hf_folder,
+    hf_weights_as_google,
+    read_hf_weights,
+)
+
+log = logging.getLogger(__name__)
+
+# What `tf.train.Checkpoint(model={name: variable})` makes of a variable's name.
+_OBJECT_PREFIX = "model/"
+_OBJECT_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+# Google checkpoints also hold optimizer state and bookkeeping no model needs.
+_NOT_WEIGHTS = ("/adam_m", "/adam_v", "/accum", "/lamb_m", "/lamb_v")
+_BOOKKEEPING = ("global_step", "local_step", "batch_finite", "loss_scale", "good_steps")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    source: str
+    restored: List[str]
+    newly_initialized: List[str]
+    unused: List[str]
+
+
+def _unescape(key: str) -> str:
+    # tf.train.Checkpoint writes "/" in a dict key as ".S" and "." as "..".
+    return key.replace(".S", "/").replace("..", ".")
+
+
+def escape_for_checkpoint(name: str) -> str:
+    return name.replace(".", "..").replace("/", ".S")
+
+
+def read_tf_checkpoint(prefix: Union[str, Path]) -> Dict[str, np.ndarray]:
+    """{checkpoint name: array} of a Google or of our own checkpoint (model weights only)."""
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+    except (tf.errors.OpError, ValueError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {prefix}: cannot read it ({message})") from None
+    keys = list(reader.get_variable_to_shape_map())
+    ours = any(key.startswith(_OBJECT_PREFIX) and key.endswith(_OBJECT_SUFFIX) for key in keys)
+    weights = {}
+    for key in keys:
+        if ours:
+            if not (key.startswith(_OBJECT_PREFIX) and key.endswith(_OBJECT_SUFFIX)):
+                continue
+            name = _unescape(key[len(_OBJECT_PREFIX) : -len(_OBJECT_SUFFIX)])
+        else:
+            name = key
+            if name.endswith(_NOT_WEIGHTS) or name in _BOOKKEEPING or name.startswith("_"):
+                continue
+        weights[name] = reader.get_tensor(key)
+    return weights
+
+
+def read_init_checkpoint(path: Union[str, Path]) -> Tuple[Dict[str, np.ndarray], str]:
+    """Weights under Google names from any supported source, and a description of it."""
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        folder = find_hf_folder(path)
+        return hf_weights_as_google(read_hf_weights(folder.weights_file)), f"{folder.weights_file}"
+    if not (path.is_dir() or Path(f"{path}.index").is_file()):
+        raise CheckpointError(
+            f"checkpoint {path}: not found (give a TF checkpoint prefix such as "
+            ".../bert_model.ckpt, whose .index file exists, or a HuggingFace model folder)"
+        )
+    return read_tf_checkpoint(path), str(path)
+
+
+def assign_weights(
+    variables: Dict[str, tf.Variable],
+    weights: Dict[str, np.ndarray],
+    source: str,
+    fresh_prefixes: Sequence[str] = (),
+) -> LoadReport:
+    """Copy `weights` into `variables` by name, or fail naming every problem."""
+    mismatched = [
+        f"{name} (checkpoint {tuple(weights[name].shape)}, model {tuple(variable.shape)})"
+        for name, variable in variables.items()
+        if name in weights and tuple(weights[name].shape) != tuple(variable.shape)
+    ]
+    if mismatched:
+        raise CheckpointError(f"{source}: shapes differ from the model's: {'; '.join(mismatched)}")
+    absent = sorted(name for name in variables if name not in weights)
+    missing = [name for name in absent if not name.startswith(tuple(fresh_prefixes))]
+    if missing:
+        shown = ", ".join(missing[:8]) + (
+            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        )
+        raise CheckpointError(
+            f"{source}: the checkpoint lacks {len(missing)} model variables: {shown}"
+        )
+    log.info("Loading weights from %s", source)
+    restored = []
+    for name, variable in variables.items():
+        if name in weights:
+            variable.assign(weights[name].astype(variable.dtype.as_numpy_dtype))
+            restored.append(name)
+            log.info("  name = %s, shape = %s, *INIT_FROM_CKPT*", name, tuple(variable.shape))
+    unused = sorted(set(weights) - set(variables))
+    for name in absent:
+        log.info("  name = %s: not in the checkpoint, trained from scratch", name)
+    if unused:
+        log.info(
+            "%d checkpoint variables not used by this model: %s", len(unused), ", ".join(unused)
+        )
+    return LoadReport(source, restored, absent, unused)
+
+
+def save_name_based_checkpoint(prefix: Union[str, Path], weights: Dict[str, np.ndarray]) -> str:
+    """Write a TF1-style checkpoint (Google's layout: one tensor per name) at `prefix`."""
+    names = sorted(weights)
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(weights[name]) for name in names],
+    )
+    return str(prefix)

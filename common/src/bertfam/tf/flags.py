@@ -1,0 +1,96 @@
+"""The absl flags the TensorFlow fine-tuning scripts share, named and defaulted as upstream.
+
+google-research/bert and Habana's copies define these flags in every script; we define
+them once (as Model Garden's `define_common_bert_flags` does) and each script adds what
+is its own (`--bert_config_file`, `--distilbert_config_file`, task flags). Flags that
+only tune Habana's runtime or TPUs are accepted so upstream command lines run unchanged,
+and documented as having no effect elsewhere.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+# Accepted for command-line compatibility; they change nothing outside Habana's or
+# Google's TPU runtime (see the model folder's README).
+COMPATIBILITY_ONLY = (
+    "enable_scoped_allocator",
+    "horovod_fusion_threshold",
+    "horovod_hierarchical_allreduce",
+    "iterations_per_loop",
+    "use_tpu",
+    "tpu_name",
+    "tpu_zone",
+    "gcp_project",
+    "master",
+    "num_tpu_cores",
+    "profile",
+    "verbose_logging",
+)
+
+
+def define_common_flags(num_train_epochs_default: float = 3.0) -> None:
+    f = flags
+    f.DEFINE_string("vocab_file", None, "The vocabulary file the model was trained on.")
+    f.DEFINE_string("output_dir", None, "Where checkpoints, predictions and logs are written.")
+    f.DEFINE_string(
+        "init_checkpoint",
+        None,
+        "Initial weights: a Google TF checkpoint prefix (.../bert_model.ckpt), a checkpoint "
+        "of ours (model.ckpt-N), or a HuggingFace model folder.",
+    )
+    f.DEFINE_bool("do_lower_case", True, "Lower-case the input (uncased models).")
+    f.DEFINE_bool("do_train", False, "Whether to run training.")
+    f.DEFINE_integer("train_batch_size", 32, "Batch size per worker for training.")
+    f.DEFINE_float("learning_rate", 5e-5, "Peak learning rate for Adam (not scaled by workers).")
+    f.DEFINE_float("num_train_epochs", num_train_epochs_default, "Epochs of training.")
+    f.DEFINE_float("num_train_steps", None, "If set, the number of updates, overriding epochs.")
+    f.DEFINE_float("warmup_proportion", 0.1, "Fraction of the updates spent warming up.")
+    f.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches per update.")
+    f.DEFINE_integer("save_checkpoints_steps", 1000, "Updates between checkpoints.")
+    f.DEFINE_integer("save_summary_steps", 1, "Updates between metrics records.")
+    f.DEFINE_bool("use_horovod", False, "Data-parallel over mpirun workers with Horovod.")
+    f.DEFINE_string(
+        "bf16_config_path",
+        None,
+        "bf16 JSON (bf16_config/<model>.json); TF_BF16_CONVERSION is honoured when unset.",
+    )
+    f.DEFINE_bool("deterministic_run", False, "Seeded run with dropout disabled.")
+    f.DEFINE_integer("deterministic_seed", 1, "Seed for --deterministic_run.")
+    f.DEFINE_bool(
+        "verbose_logging",
+        False,
+        "Upstream: print answer-alignment warnings. Ours cuts answers by offsets, so there "
+        "are none; every restored variable is always logged.",
+    )
+    f.DEFINE_string("device", "auto", "auto, hpu, gpu or cpu (ours: upstream picks by build).")
+    # Compatibility only.
+    f.DEFINE_bool("enable_scoped_allocator", False, "Habana only: scoped-allocator rewrite.")
+    f.DEFINE_integer("horovod_fusion_threshold", 256, "Habana Gaudi2 only: Horovod fusion MB.")
+    f.DEFINE_bool("horovod_hierarchical_allreduce", False, "Habana only: hierarchical all-reduce.")
+    f.DEFINE_integer("iterations_per_loop", 1000, "TPU only.")
+    f.DEFINE_bool("use_tpu", False, "TPU only (must stay false).")
+    f.DEFINE_string("tpu_name", None, "TPU only.")
+    f.DEFINE_string("tpu_zone", None, "TPU only.")
+    f.DEFINE_string("gcp_project", None, "TPU only.")
+    f.DEFINE_string("master", None, "TPU only.")
+    f.DEFINE_integer("num_tpu_cores", 8, "TPU only.")
+    f.DEFINE_bool("cpu_only", False, "Habana only: do not load the Habana module (= --device=cpu).")
+    f.DEFINE_string("profile", "", "Habana only: profiler step range.")
+
+
+def define_squad_flags() -> None:
+    define_common_flags()
+    f = flags
+    f.DEFINE_string("train_file", None, "SQuAD JSON for training, e.g. train-v1.1.json.")
+    f.DEFINE_string("predict_file", None, "SQuAD JSON for predictions, e.g. dev-v1.1.json.")
+    f.DEFINE_integer("max_seq_length", 384, "Tokens per window, question included.")
+    f.DEFINE_integer("doc_stride", 128, "Tokens between the starts of context windows.")
+    f.DEFINE_integer("max_query_length", 64, "Questions are cut to this many tokens.")
+    f.DEFINE_bool("do_predict", False, "Write predictions for --predict_file.")
+    f.DEFINE_bool("do_eval", False, "Score the predictions (EM/F1) against --predict_file.")
+    f.DEFINE_integer("predict_batch_size", 8, "Batch size for predictions.")
+    f.DEFINE_integer("n_best_size", 20, "Candidates kept per question in nbest_predictions.json.")
+    f.DEFINE_integer("max_answer_length", 30, "Longest answer, in tokens.")
+    f.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: questions may have no answer.")
+    f.DEFINE_float("null_score_diff_threshold", 0.0, "Answer '' if null - best > this.")
