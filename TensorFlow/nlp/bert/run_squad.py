@@ -1,4 +1,4 @@
-"""BERT fine-tuning on SQuAD v1.1 / v2.0, with google-research/bert's command line.
+r"""BERT fine-tuning on SQuAD v1.1 / v2.0, with google-research/bert's command line.
 
     python run_squad.py --vocab_file=$BERT_DIR/vocab.txt \
       --bert_config_file=$BERT_DIR/bert_config.json \

@@ -123,7 +123,10 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     )
     try:
         deadline = time.monotonic() + 300
-        while not (files["out"] / "model.ckpt-4.index").exists():
+        # The "checkpoint" state file is written last: once it names step 4, that
+        # checkpoint is complete and the resumed run will find it.
+        state = files["out"] / "checkpoint"
+        while not (state.exists() and "model.ckpt-4" in state.read_text()):
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.05)

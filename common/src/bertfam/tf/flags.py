@@ -94,3 +94,23 @@ def define_squad_flags() -> None:
     f.DEFINE_integer("max_answer_length", 30, "Longest answer, in tokens.")
     f.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: questions may have no answer.")
     f.DEFINE_float("null_score_diff_threshold", 0.0, "Answer '' if null - best > this.")
+
+
+def define_classifier_flags() -> None:
+    """google-research/bert `run_classifier.py`'s own flags, with Habana's additions."""
+    define_common_flags()
+    f = flags
+    f.DEFINE_string(
+        "data_dir", None, "The task's folder of TSV files (train.tsv, dev.tsv, test.tsv for MRPC)."
+    )
+    f.DEFINE_string("task_name", None, "The GLUE task: cola, mnli, mrpc or xnli (any case).")
+    f.DEFINE_integer(
+        "max_seq_length", 128, "Tokens per example after WordPiece, [CLS]/[SEP] included."
+    )
+    f.DEFINE_bool("do_eval", False, "Evaluate on the dev set: eval_results.txt.")
+    f.DEFINE_bool("do_predict", False, "Class probabilities for the test set: test_results.tsv.")
+    f.DEFINE_integer("eval_batch_size", 8, "Batch size for evaluation.")
+    f.DEFINE_integer("predict_batch_size", 8, "Batch size for predictions.")
+    f.DEFINE_float(
+        "dropout_before_logits", 0.1, "Habana: dropout on the pooled output before the classifier."
+    )

@@ -1,0 +1,84 @@
+r"""BERT fine-tuning on GLUE tasks (MRPC, CoLA, MNLI, XNLI) with google-research/bert's flags.
+
+    python run_classifier.py --task_name=MRPC --do_train=true --do_eval=true \
+      --data_dir=$GLUE_DIR/MRPC --vocab_file=$BERT_DIR/vocab.txt \
+      --bert_config_file=$BERT_DIR/bert_config.json \
+      --init_checkpoint=$BERT_DIR/bert_model.ckpt --max_seq_length=128 \
+      --train_batch_size=32 --learning_rate=2e-5 --num_train_epochs=3.0 \
+      --output_dir=/tmp/mrpc_output/
+
+Add ``--do_predict=true`` for test_results.tsv, ``--use_horovod=true`` under ``mpirun -np N``
+for several workers, and ``--bf16_config_path=bf16_config/bert.json`` for bf16. The flow is
+shared with the other TensorFlow models (`bertfam.tf.classifier`); this file only picks
+BERT's network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: fewer banners
+
+from absl import app, flags  # noqa: E402
+
+from bertfam.classifier.run import ClassifierRunConfig, prepare  # noqa: E402
+from bertfam.errors import UserError, report_and_exit  # noqa: E402
+from bertfam.precision import bf16_setting  # noqa: E402
+from bertfam.tf.flags import define_classifier_flags  # noqa: E402
+
+define_classifier_flags()
+flags.DEFINE_string("bert_config_file", None, "The bert_config.json of the pre-trained model.")
+for required in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
+    flags.mark_flag_as_required(required)
+FLAGS = flags.FLAGS
+
+
+def config_from_flags() -> ClassifierRunConfig:
+    return ClassifierRunConfig(
+        task_name=FLAGS.task_name,
+        data_dir=FLAGS.data_dir,
+        model_config_file=FLAGS.bert_config_file,
+        vocab_file=FLAGS.vocab_file,
+        output_dir=FLAGS.output_dir,
+        init_checkpoint=FLAGS.init_checkpoint,
+        do_lower_case=FLAGS.do_lower_case,
+        do_train=FLAGS.do_train,
+        do_eval=FLAGS.do_eval,
+        do_predict=FLAGS.do_predict,
+        max_seq_length=FLAGS.max_seq_length,
+        train_batch_size=FLAGS.train_batch_size,
+        eval_batch_size=FLAGS.eval_batch_size,
+        predict_batch_size=FLAGS.predict_batch_size,
+        learning_rate=FLAGS.learning_rate,
+        num_train_epochs=FLAGS.num_train_epochs,
+        num_train_steps=int(FLAGS.num_train_steps) if FLAGS.num_train_steps else None,
+        warmup_proportion=FLAGS.warmup_proportion,
+        num_accumulation_steps=FLAGS.num_accumulation_steps,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        save_summary_steps=FLAGS.save_summary_steps,
+        dropout_before_logits=FLAGS.dropout_before_logits,
+        use_horovod=FLAGS.use_horovod,
+        deterministic_run=FLAGS.deterministic_run,
+        deterministic_seed=FLAGS.deterministic_seed,
+        device="cpu" if FLAGS.cpu_only else FLAGS.device,
+        bf16=bf16_setting(FLAGS.bf16_config_path, os.environ.get("TF_BF16_CONVERSION")),
+    )
+
+
+def main(_):
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        config = config_from_flags()
+        prepared = prepare(config)  # every input checked before TensorFlow loads
+        import modeling
+
+        from bertfam.tf.classifier import run_classifier
+
+        run_classifier(config, prepared, modeling.BertForSequenceClassification)
+    except UserError as error:
+        report_and_exit(error, prog="run_classifier.py")
+
+
+if __name__ == "__main__":
+    app.run(main)

