@@ -23,9 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: f
 from absl import app, flags  # noqa: E402
 
 from bertfam.errors import UserError, report_and_exit  # noqa: E402
-from bertfam.precision import bf16_setting  # noqa: E402
 from bertfam.squad.run import SquadRunConfig, prepare  # noqa: E402
-from bertfam.tf.flags import define_squad_flags  # noqa: E402
+from bertfam.tf.flags import define_squad_flags, training_run_kwargs  # noqa: E402
 
 define_squad_flags()
 flags.DEFINE_string("bert_config_file", None, "The bert_config.json of the pre-trained model.")
@@ -36,12 +35,7 @@ FLAGS = flags.FLAGS
 
 def config_from_flags() -> SquadRunConfig:
     return SquadRunConfig(
-        model_config_file=FLAGS.bert_config_file,
-        vocab_file=FLAGS.vocab_file,
-        output_dir=FLAGS.output_dir,
-        init_checkpoint=FLAGS.init_checkpoint,
-        do_lower_case=FLAGS.do_lower_case,
-        do_train=FLAGS.do_train,
+        **training_run_kwargs(FLAGS, model_config_file=FLAGS.bert_config_file),
         do_predict=FLAGS.do_predict,
         do_eval=FLAGS.do_eval,
         train_file=FLAGS.train_file,
@@ -49,24 +43,11 @@ def config_from_flags() -> SquadRunConfig:
         max_seq_length=FLAGS.max_seq_length,
         doc_stride=FLAGS.doc_stride,
         max_query_length=FLAGS.max_query_length,
-        train_batch_size=FLAGS.train_batch_size,
         predict_batch_size=FLAGS.predict_batch_size,
-        learning_rate=FLAGS.learning_rate,
-        num_train_epochs=FLAGS.num_train_epochs,
-        num_train_steps=int(FLAGS.num_train_steps) if FLAGS.num_train_steps else None,
-        warmup_proportion=FLAGS.warmup_proportion,
-        num_accumulation_steps=FLAGS.num_accumulation_steps,
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-        save_summary_steps=FLAGS.save_summary_steps,
         n_best_size=FLAGS.n_best_size,
         max_answer_length=FLAGS.max_answer_length,
         version_2_with_negative=FLAGS.version_2_with_negative,
         null_score_diff_threshold=FLAGS.null_score_diff_threshold,
-        use_horovod=FLAGS.use_horovod,
-        deterministic_run=FLAGS.deterministic_run,
-        deterministic_seed=FLAGS.deterministic_seed,
-        device="cpu" if FLAGS.cpu_only else FLAGS.device,
-        bf16=bf16_setting(FLAGS.bf16_config_path, os.environ.get("TF_BF16_CONVERSION")),
     )
 
 

@@ -9,7 +9,11 @@ and documented as having no effect elsewhere.
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
+
+from bertfam.precision import bf16_setting
 
 # Accepted for command-line compatibility; they change nothing outside Habana's or
 # Google's TPU runtime (see the model folder's README).
@@ -113,4 +117,30 @@ def define_classifier_flags() -> None:
     f.DEFINE_integer("predict_batch_size", 8, "Batch size for predictions.")
     f.DEFINE_float(
         "dropout_before_logits", 0.1, "Habana: dropout on the pooled output before the classifier."
+    )
+
+
+def training_run_kwargs(values, model_config_file: str) -> dict:
+    """The `bertfam.run_config.TrainingRunConfig` fields, from parsed flags `values`."""
+    return dict(
+        model_config_file=model_config_file,
+        vocab_file=values.vocab_file,
+        output_dir=values.output_dir,
+        init_checkpoint=values.init_checkpoint,
+        do_lower_case=values.do_lower_case,
+        do_train=values.do_train,
+        train_batch_size=values.train_batch_size,
+        learning_rate=values.learning_rate,
+        num_train_epochs=values.num_train_epochs,
+        num_train_steps=int(values.num_train_steps) if values.num_train_steps else None,
+        warmup_proportion=values.warmup_proportion,
+        num_accumulation_steps=values.num_accumulation_steps,
+        save_checkpoints_steps=values.save_checkpoints_steps,
+        save_summary_steps=values.save_summary_steps,
+        use_horovod=values.use_horovod,
+        deterministic_run=values.deterministic_run,
+        deterministic_seed=values.deterministic_seed,
+        device="cpu" if values.cpu_only else values.device,
+        # The flag wins over the variable, as upstream overwrites the variable from it.
+        bf16=bf16_setting(values.bf16_config_path, os.environ.get("TF_BF16_CONVERSION")),
     )

@@ -23,30 +23,28 @@ import logging
 import math
 import random
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from bertfam.atomic import write_text
 from bertfam.bert_config import BertConfig
-from bertfam.plot_metrics import plot_metrics
-from bertfam.runlog import RunLog, progress, read_metrics
+from bertfam.run_config import SHUFFLE_SEED
+from bertfam.runlog import RunLog, progress
 from bertfam.squad.evaluate import evaluate_v1
 from bertfam.squad.features import convert_examples_to_features
 from bertfam.squad.postprocess import postprocess_predictions, write_predictions
-from bertfam.squad.run import (
-    EVAL_RESULTS_FILE,
-    EXAMPLE_SHUFFLE_SEED,
-    PreparedRun,
-    SquadFlagError,
-    SquadRunConfig,
-)
+from bertfam.squad.run import EVAL_RESULTS_FILE, PreparedRun, SquadRunConfig
 from bertfam.tf.bf16 import Bf16Policy
-from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
-from bertfam.tf.device import bf16_policy, select_device
-from bertfam.tf.distributed import Workers, init_workers
-from bertfam.tf.training import TrainConfig, Trainer
+from bertfam.tf.distributed import Workers
+from bertfam.tf.finetune import (
+    load_trained_weights,
+    plot_training,
+    start_run,
+    train,
+    trainable_by_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,156 +64,58 @@ def run_squad(
     config: SquadRunConfig,
     prepared: PreparedRun,
     build_model: Callable[[BertConfig, Bf16Policy], tf.Module],
-    fresh_prefixes=("cls/squad/",),
+    fresh_prefixes: Sequence[str] = ("cls/squad/",),
 ) -> dict:
     """Train / predict / evaluate as the flags say; returns the EM/F1 when evaluating."""
-    device = select_device(config.device, config.bf16)
-    precision = bf16_policy(device, config.bf16)
-    workers = init_workers(config.use_horovod)
-    model_config = prepared.model_config
-    if config.deterministic_run:
-        tf.random.set_seed(config.deterministic_seed)
-        np.random.seed(config.deterministic_seed)
-        random.seed(config.deterministic_seed)
-        model_config = model_config.without_dropout()
-    model = build_model(model_config, precision)
-    variables = {v.name.rsplit(":", 1)[0]: v for v in model.trainable_variables}
-    output_dir = Path(config.output_dir)
-    if workers.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-
-    tokenizer = prepared.tokenizer
-    with RunLog(output_dir, enabled=workers.is_main_process) as run_log:
+    run = start_run(config, prepared.model_config)
+    model = build_model(run.model_config, run.precision)
+    variables = trainable_by_name(model)
+    workers = run.workers
+    scores: dict = {}
+    with RunLog(run.output_dir, enabled=workers.is_main_process) as run_log:
         if config.do_train:
-            examples = prepared.train_examples
-            _train(config, model, variables, tokenizer, examples, workers, run_log, fresh_prefixes)
-        elif config.do_predict:
-            _load_for_prediction(config, variables, fresh_prefixes)
-        scores = {}
+            examples = list(prepared.train_examples)
+            random.Random(SHUFFLE_SEED).shuffle(examples)  # as google-research/bert does
+            features = _features(config, prepared.tokenizer, examples, is_training=True)
+
+            def loss_fn(batch, training):
+                start, end = model(*_inputs(batch), training=training)
+                return span_loss(start, end, batch["start_positions"], batch["end_positions"])
+
+            arrays = {key: getattr(features, key) for key in TRAINING_ARRAYS}
+            train(config, run, variables, loss_fn, arrays, len(examples), run_log, fresh_prefixes)
+        else:
+            load_trained_weights(config, variables, fresh_prefixes)
         if config.do_predict:
-            predictions = _predict(config, model, tokenizer, prepared.predict_examples, workers)
+            predictions = _predict(
+                config, model, prepared.tokenizer, prepared.predict_examples, workers
+            )
             if workers.is_main_process:
-                for path in write_predictions(predictions, output_dir):
+                for path in write_predictions(predictions, run.output_dir):
                     log.info("wrote %s", path)
                 if config.do_eval:
-                    scores = _evaluate(config, predictions.answers, output_dir, run_log)
+                    scores = _evaluate(config, predictions.answers, run.output_dir, run_log)
     if workers.is_main_process and config.do_train:
-        _plot(output_dir)
+        plot_training(run.output_dir)
     return scores
 
 
-def _train(
-    config, model, variables, tokenizer, examples, workers: Workers, run_log, fresh_prefixes
-):
-    examples = list(examples)
-    random.Random(EXAMPLE_SHUFFLE_SEED).shuffle(examples)
-    features = convert_examples_to_features(
+TRAINING_ARRAYS = ("input_ids", "input_mask", "segment_ids", "start_positions", "end_positions")
+
+
+def _features(config: SquadRunConfig, tokenizer, examples, is_training: bool):
+    return convert_examples_to_features(
         examples,
         tokenizer,
         max_seq_length=config.max_seq_length,
         doc_stride=config.doc_stride,
         max_query_length=config.max_query_length,
-        is_training=True,
+        is_training=is_training,
     )
-    global_batch = config.train_batch_size * config.num_accumulation_steps * workers.size
-    total_steps = (
-        int(config.num_train_steps)
-        if config.num_train_steps
-        else int(len(examples) / global_batch * config.num_train_epochs)
-    )
-    if total_steps < 1:
-        raise SquadFlagError(
-            f"{len(examples)} examples at a global batch of {global_batch} give no update: "
-            "lower the batch size or raise --num_train_epochs / --num_train_steps"
-        )
-    train_config = TrainConfig(
-        output_dir=config.output_dir,
-        learning_rate=config.learning_rate,
-        total_steps=total_steps,
-        warmup_steps=int(total_steps * config.warmup_proportion),
-        batch_size=config.train_batch_size,
-        accumulation_steps=config.num_accumulation_steps,
-        save_checkpoints_steps=config.save_checkpoints_steps,
-        keep_checkpoint_max=config.keep_checkpoint_max,
-        log_every_steps=config.save_summary_steps,
-        weight_decay_rate=config.weight_decay_rate,
-        beta_1=config.beta_1,
-        beta_2=config.beta_2,
-    )
-
-    def loss_fn(batch, training):
-        start, end = model(*_inputs(batch), training=training)
-        return span_loss(start, end, batch["start_positions"], batch["end_positions"])
-
-    trainer = Trainer(
-        loss_fn,
-        variables,
-        train_config,
-        is_main_process=workers.is_main_process,
-        world_size=workers.size,
-        allreduce=workers.allreduce,
-    )
-    if not trainer.restore_latest() and config.init_checkpoint:
-        weights, source = read_init_checkpoint(config.init_checkpoint)
-        assign_weights(variables, weights, source, fresh_prefixes)
-    workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
-    log.info("***** Running training *****")
-    log.info("  Num orig examples = %d, num split examples = %d", len(examples), len(features))
-    log.info("  Batch size = %d, num steps = %d", config.train_batch_size, total_steps)
-    trainer.train(_training_dataset(features, config, workers), run_log)
-
-
-def _training_dataset(features, config: SquadRunConfig, workers: Workers) -> tf.data.Dataset:
-    """Batches in the same order in every run; under Horovod, each worker's slice of them.
-
-    Every worker shuffles and batches the whole set identically, at the global batch
-    size, and keeps its own rows of each batch: together the workers see exactly the
-    batches one process would see with the global batch size, which is what makes N
-    workers train like one process with N times the batch.
-    """
-    arrays = {
-        "input_ids": features.input_ids,
-        "input_mask": features.input_mask,
-        "segment_ids": features.segment_ids,
-        "start_positions": features.start_positions,
-        "end_positions": features.end_positions,
-    }
-    per_worker = config.train_batch_size
-    # A fixed seed gives the same order in every run, so a resumed run can skip exactly
-    # the batches it had already trained on.
-    dataset = tf.data.Dataset.from_tensor_slices(arrays).repeat()
-    dataset = dataset.shuffle(100, seed=EXAMPLE_SHUFFLE_SEED)
-    dataset = dataset.batch(per_worker * workers.size, drop_remainder=True)
-    if workers.size > 1:
-        rows = slice(workers.rank * per_worker, (workers.rank + 1) * per_worker)
-        dataset = dataset.map(lambda batch: {key: value[rows] for key, value in batch.items()})
-    return dataset.prefetch(2)
-
-
-def _load_for_prediction(config: SquadRunConfig, variables, fresh_prefixes) -> None:
-    """Predict with the run's latest checkpoint, as an Estimator would, else --init_checkpoint."""
-    latest = (
-        tf.train.latest_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
-    )
-    source = latest or config.init_checkpoint
-    if not source:
-        raise SquadFlagError(
-            "--do_predict without --do_train needs trained weights: a checkpoint in "
-            "--output_dir or --init_checkpoint"
-        )
-    weights, description = read_init_checkpoint(source)
-    assign_weights(variables, weights, description, () if latest else fresh_prefixes)
 
 
 def _predict(config: SquadRunConfig, model, tokenizer, examples, workers: Workers):
-    features = convert_examples_to_features(
-        examples,
-        tokenizer,
-        max_seq_length=config.max_seq_length,
-        doc_stride=config.doc_stride,
-        max_query_length=config.max_query_length,
-        is_training=False,
-    )
+    features = _features(config, tokenizer, examples, is_training=False)
     log.info("***** Running predictions *****")
     log.info("  Num orig examples = %d, num split examples = %d", len(examples), len(features))
 
@@ -260,10 +160,3 @@ def _evaluate(config: SquadRunConfig, answers: dict, output_dir: Path, run_log: 
     )
     run_log.log(0, exact_match=scores["exact_match"], f1=scores["f1"])
     return scores
-
-
-def _plot(output_dir: Path) -> None:
-    metrics = output_dir / "metrics.jsonl"
-    records = read_metrics(metrics) if metrics.is_file() else []
-    if any("loss" in record for record in records):
-        plot_metrics(records, output_dir / "metrics.png")

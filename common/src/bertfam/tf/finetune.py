@@ -1,0 +1,154 @@
+"""The steps every TensorFlow fine-tuning flow shares (SQuAD, GLUE, and the other models').
+
+`start_run` puts the run on its device, seeds it, builds the model in the right
+precision and makes the output directory; `train` warm-starts or resumes and runs the
+shared loop over `worker_batches`; `load_trained_weights` picks the weights a
+predict-only run uses; `plot_training` draws the loss curve at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from bertfam.bert_config import BertConfig
+from bertfam.plot_metrics import plot_metrics
+from bertfam.run_config import SHUFFLE_BUFFER, SHUFFLE_SEED, RunFlagError, TrainingRunConfig
+from bertfam.runlog import RunLog, read_metrics
+from bertfam.tf.bf16 import Bf16Policy
+from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
+from bertfam.tf.device import bf16_policy, select_device
+from bertfam.tf.distributed import Workers, init_workers
+from bertfam.tf.training import TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+
+# Where tf.train.Checkpoint(step=...) in the Trainer stores the update count.
+_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A started run: who we are, what we run on, and the model config to build with."""
+
+    workers: Workers
+    precision: Bf16Policy
+    model_config: BertConfig
+    output_dir: Path
+
+
+def start_run(config: TrainingRunConfig, model_config: BertConfig) -> Run:
+    device = select_device(config.device, config.bf16)
+    precision = bf16_policy(device, config.bf16)
+    workers = init_workers(config.use_horovod)
+    if config.deterministic_run:
+        tf.random.set_seed(config.deterministic_seed)
+        np.random.seed(config.deterministic_seed)
+        random.seed(config.deterministic_seed)
+        model_config = model_config.without_dropout()
+    output_dir = Path(config.output_dir)
+    if workers.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    return Run(workers, precision, model_config, output_dir)
+
+
+def trainable_by_name(model: tf.Module) -> Dict[str, tf.Variable]:
+    return {v.name.rsplit(":", 1)[0]: v for v in model.trainable_variables}
+
+
+def worker_batches(
+    arrays: Dict[str, np.ndarray], per_worker: int, workers: Workers
+) -> tf.data.Dataset:
+    """Batches in the same order in every run; under Horovod, each worker's rows of them.
+
+    Every worker shuffles and batches the whole set identically, at the global batch
+    size, and keeps its own rows of each batch: together the workers see exactly the
+    batches one process would see with the global batch size, which is what makes N
+    workers train like one process with N times the batch. The fixed seed gives the
+    same order in every run, so a resumed run skips exactly what it had seen.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices(arrays).repeat()
+    dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=SHUFFLE_SEED)
+    dataset = dataset.batch(per_worker * workers.size, drop_remainder=True)
+    if workers.size > 1:
+        rows = slice(workers.rank * per_worker, (workers.rank + 1) * per_worker)
+        dataset = dataset.map(lambda batch: {key: value[rows] for key, value in batch.items()})
+    return dataset.prefetch(2)
+
+
+def train(
+    config: TrainingRunConfig,
+    run: Run,
+    variables: Dict[str, tf.Variable],
+    loss_fn: Callable,
+    arrays: Dict[str, np.ndarray],
+    num_examples: int,
+    run_log: RunLog,
+    fresh_prefixes: Sequence[str],
+) -> int:
+    """Warm-start (or resume) and train; returns the final update count."""
+    total_steps = config.train_steps(num_examples, run.workers.size)
+    train_config = TrainConfig(
+        output_dir=config.output_dir,
+        learning_rate=config.learning_rate,
+        total_steps=total_steps,
+        warmup_steps=config.warmup_steps(total_steps),
+        batch_size=config.train_batch_size,
+        accumulation_steps=config.num_accumulation_steps,
+        save_checkpoints_steps=config.save_checkpoints_steps,
+        keep_checkpoint_max=config.keep_checkpoint_max,
+        log_every_steps=config.save_summary_steps,
+        weight_decay_rate=config.weight_decay_rate,
+        beta_1=config.beta_1,
+        beta_2=config.beta_2,
+    )
+    trainer = Trainer(
+        loss_fn,
+        variables,
+        train_config,
+        is_main_process=run.workers.is_main_process,
+        world_size=run.workers.size,
+        allreduce=run.workers.allreduce,
+    )
+    if not trainer.restore_latest() and config.init_checkpoint:
+        weights, source = read_init_checkpoint(config.init_checkpoint)
+        assign_weights(variables, weights, source, fresh_prefixes)
+    run.workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
+    log.info("***** Running training *****")
+    log.info("  Num examples = %d, num windows = %d", num_examples, len(arrays["input_ids"]))
+    log.info("  Batch size = %d, num steps = %d", config.train_batch_size, total_steps)
+    trainer.train(worker_batches(arrays, config.train_batch_size, run.workers), run_log)
+    return int(trainer.step)
+
+
+def load_trained_weights(config: TrainingRunConfig, variables, fresh_prefixes) -> int:
+    """For a run that predicts without training: the run's latest checkpoint, as an
+    Estimator would use, else --init_checkpoint. Returns that checkpoint's update count
+    (0 for a warm start, as an Estimator's step in an empty model dir)."""
+    output_dir = Path(config.output_dir)
+    latest = tf.train.latest_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    source = latest or config.init_checkpoint
+    if not source:
+        raise RunFlagError(
+            "predicting without --do_train needs trained weights: a checkpoint in "
+            "--output_dir or --init_checkpoint"
+        )
+    weights, description = read_init_checkpoint(source)
+    assign_weights(variables, weights, description, () if latest else fresh_prefixes)
+    if not latest:
+        return 0
+    reader = tf.train.load_checkpoint(latest)
+    return int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else 0
+
+
+def plot_training(output_dir: Path) -> None:
+    metrics = output_dir / "metrics.jsonl"
+    records = read_metrics(metrics) if metrics.is_file() else []
+    if any("loss" in record for record in records):
+        plot_metrics(records, output_dir / "metrics.png")
