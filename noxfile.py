@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent
 # uses this pin (a CPU build) unless it installs it through a requirements file that does.
 TORCH = "torch==2.13.0"
 
-nox.options.sessions = ["lint", "common", "tensorflow_bert"]
+nox.options.sessions = ["lint", "common", "tensorflow_bert", "pytorch_bert"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -45,6 +45,15 @@ def tensorflow_bert(session: nox.Session) -> None:
     session.chdir(folder)  # requirements.txt paths are relative to the folder
     session.install("-r", "requirements.txt", "-r", "tests/requirements.txt")
     install_horovod(session)
+    run_pytest(session, folder / "tests")
+
+
+@nox.session
+def pytorch_bert(session: nox.Session) -> None:
+    """PyTorch/nlp/bert, installed from its own requirements files as a user would."""
+    folder = ROOT / "PyTorch" / "nlp" / "bert"
+    session.chdir(folder)
+    session.install("-r", "requirements.txt", "-r", "tests/requirements.txt")
     run_pytest(session, folder / "tests")
 
 

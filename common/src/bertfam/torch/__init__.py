@@ -1,0 +1,1 @@
+"""PyTorch helpers shared by the PyTorch model folders (imports torch)."""

@@ -1,0 +1,134 @@
+"""HuggingFace-format BERT checkpoints in and out of a PyTorch model, loudly.
+
+In: a HuggingFace folder (config.json + model.safetensors or pytorch_model.bin). Keys are
+matched to the model's parameter names; old files' LayerNorm ``gamma``/``beta`` are read
+as ``weight``/``bias``, a bare ``BertModel``'s keys (no ``bert.`` prefix, as
+sentence-transformers folders have) get the prefix, buffers such as ``position_ids`` are
+ignored. Shape mismatches and missing parameters are errors naming every parameter (the
+task head a run trains from scratch excepted); unused checkpoint keys are listed.
+
+Out: `save_pretrained` writes config.json, pytorch_model.bin and vocab.txt into a folder
+that appears whole (an atomic directory swap), which HuggingFace's `from_pretrained`
+loads as it loads its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from bertfam.atomic import atomic_directory
+from bertfam.bert_config import BertConfig
+from bertfam.checkpoints import CheckpointError, find_hf_folder, read_hf_weights
+
+log = logging.getLogger(__name__)
+
+_IGNORED_SUFFIXES = ("position_ids", "token_type_ids")  # buffers, not weights
+_RENAMED_LEAVES = {".gamma": ".weight", ".beta": ".bias"}
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    source: str
+    restored: List[str]
+    newly_initialized: List[str]
+    unused: List[str]
+
+
+def _normalized_keys(
+    weights: Dict[str, np.ndarray], expected: Sequence[str]
+) -> Dict[str, np.ndarray]:
+    """Checkpoint keys as the model names them."""
+    wants_prefix = any(name.startswith("bert.") for name in expected)
+    normalized = {}
+    for key, value in weights.items():
+        if key.endswith(_IGNORED_SUFFIXES):
+            continue
+        for old, new in _RENAMED_LEAVES.items():
+            if key.endswith(old):
+                key = key[: -len(old)] + new
+        if wants_prefix and key.startswith(("embeddings.", "encoder.", "pooler.")):
+            key = "bert." + key
+        normalized[key] = value
+    return normalized
+
+
+def load_weights(
+    model: torch.nn.Module,
+    weights: Dict[str, np.ndarray],
+    source: str,
+    fresh_prefixes: Sequence[str] = (),
+) -> LoadReport:
+    """Copy `weights` into `model` by name, or fail naming every problem."""
+    state = model.state_dict()
+    weights = _normalized_keys(weights, list(state))
+    mismatched = [
+        f"{name} (checkpoint {tuple(weights[name].shape)}, model {tuple(tensor.shape)})"
+        for name, tensor in state.items()
+        if name in weights and tuple(weights[name].shape) != tuple(tensor.shape)
+    ]
+    if mismatched:
+        raise CheckpointError(f"{source}: shapes differ from the model's: {'; '.join(mismatched)}")
+    absent = sorted(name for name in state if name not in weights)
+    missing = [name for name in absent if not name.startswith(tuple(fresh_prefixes))]
+    if missing:
+        shown = ", ".join(missing[:8]) + (
+            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        )
+        raise CheckpointError(
+            f"{source}: the checkpoint lacks {len(missing)} model parameters: {shown}"
+        )
+    log.info("Loading weights from %s", source)
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if name in weights:
+                tensor.copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
+    for name in absent:
+        log.info("  %s: not in the checkpoint, trained from scratch", name)
+    unused = sorted(set(weights) - set(state))
+    if unused:
+        log.info("%d checkpoint weights not used by this model: %s", len(unused), ", ".join(unused))
+    restored = [name for name in state if name in weights]
+    return LoadReport(source, restored, absent, unused)
+
+
+def load_pretrained(
+    model: torch.nn.Module, folder: Union[str, Path], fresh_prefixes: Sequence[str] = ()
+) -> LoadReport:
+    found = find_hf_folder(folder)
+    return load_weights(
+        model, read_hf_weights(found.weights_file), str(found.weights_file), fresh_prefixes
+    )
+
+
+def save_pretrained(
+    model: torch.nn.Module,
+    config: BertConfig,
+    folder: Union[str, Path],
+    vocab_file: Optional[Union[str, Path]] = None,
+    architecture: Optional[str] = None,
+    extra_config: Optional[dict] = None,
+) -> Path:
+    """A HuggingFace folder (config.json, pytorch_model.bin, vocab.txt), written whole."""
+    folder = Path(folder)
+    values = config.to_dict()
+    values.update(
+        model_type="bert", pad_token_id=0, architectures=[architecture or type(model).__name__]
+    )
+    values.update(extra_config or {})
+    with atomic_directory(folder) as tmp:
+        (tmp / "config.json").write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        state = {
+            name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+        }
+        torch.save(state, tmp / "pytorch_model.bin")
+        if vocab_file is not None:
+            shutil.copyfile(vocab_file, tmp / "vocab.txt")
+    return folder
