@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from bertfam.bert_config import BertConfig
 from bertfam.errors import UserError
@@ -51,6 +51,8 @@ class TrainingRunConfig:
     save_summary_steps: int = 1
     keep_checkpoint_max: int = 1
     use_horovod: bool = False
+    horovod_hierarchical_allreduce: bool = False
+    profile: str = ""  # "START,END": profile those updates
     deterministic_run: bool = False
     deterministic_seed: int = 1
     device: str = "auto"  # auto, hpu, gpu or cpu
@@ -76,6 +78,20 @@ class TrainingRunConfig:
 
     def warmup_steps(self, total_steps: int) -> int:
         return int(total_steps * self.warmup_proportion)
+
+    def profile_steps(self) -> Optional[Tuple[int, int]]:
+        """--profile=START,END as (START, END), or None."""
+        if not self.profile:
+            return None
+        try:
+            start, end = (int(part) for part in self.profile.split(","))
+        except ValueError:
+            raise RunFlagError(
+                f"--profile={self.profile!r}: expected START,END update numbers, e.g. 10,20"
+            ) from None
+        if not 0 <= start < end:
+            raise RunFlagError(f"--profile={self.profile!r}: need 0 <= START < END")
+        return start, end
 
 
 def require_file(path: Optional[str], flag: str) -> None:
@@ -112,6 +128,7 @@ def check_common(config: TrainingRunConfig, model_config: BertConfig, max_seq_le
             f"--init_checkpoint={config.init_checkpoint}: no such checkpoint (expected "
             f"{config.init_checkpoint}.index, or a HuggingFace model folder)"
         )
+    config.profile_steps()  # a malformed range fails here
     for flag in ("train_batch_size", "num_accumulation_steps"):
         if getattr(config, flag) < 1:
             raise RunFlagError(f"--{flag} must be at least 1")

@@ -151,6 +151,18 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
 
 
+def test_profile_writes_a_tensorboard_trace(files):
+    result = run(
+        flags(
+            files, "--do_train=True", train_file=files["squad"], num_train_steps=4, profile="1,3"
+        ),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    traces = list((files["out"] / "profile").rglob("*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 0
+
+
 def test_predict_from_a_trained_output_dir_and_from_a_google_checkpoint(files, tmp_path):
     trained = run(
         flags(files, "--do_train=True", train_file=files["squad"], num_train_steps=2), timeout=600
@@ -224,6 +236,10 @@ def bad_cases(files, tmp_path):
             flags(files, "--do_train=True", f"--train_file={malformed}"),
             "'answer_start' 0 does not point at the answer text 'zz'",
         ),
+        "bad profile range": (
+            flags(files, "--do_train=True", train, profile="3"),
+            "--profile='3': expected START,END",
+        ),
         "eval without predict": (
             flags(files, "--do_train=True", train, "--do_eval=True"),
             "--do_eval scores the predictions, so it needs --do_predict=true",
@@ -243,6 +259,7 @@ def bad_cases(files, tmp_path):
         "missing checkpoint",
         "vocab size",
         "malformed squad",
+        "bad profile range",
         "eval without predict",
         "bad bf16 json",
     ],

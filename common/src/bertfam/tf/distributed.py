@@ -10,6 +10,7 @@ is one clear error that says how to install it.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -53,9 +54,12 @@ def import_horovod():
     return hvd
 
 
-def init_workers(use_horovod: bool) -> Workers:
+def init_workers(use_horovod: bool, hierarchical_allreduce: bool = False) -> Workers:
     if not use_horovod:
         return Workers()
+    if hierarchical_allreduce:
+        # Horovod reads it at init; upstream's --horovod_hierarchical_allreduce sets it too.
+        os.environ["HOROVOD_HIERARCHICAL_ALLREDUCE"] = "1"
     hvd = import_horovod()
     hvd.init()
 

@@ -46,7 +46,7 @@ class Run:
 def start_run(config: TrainingRunConfig, model_config: BertConfig) -> Run:
     device = select_device(config.device, config.bf16)
     precision = bf16_policy(device, config.bf16)
-    workers = init_workers(config.use_horovod)
+    workers = init_workers(config.use_horovod, config.horovod_hierarchical_allreduce)
     if config.deterministic_run:
         tf.random.set_seed(config.deterministic_seed)
         np.random.seed(config.deterministic_seed)
@@ -107,6 +107,7 @@ def train(
         weight_decay_rate=config.weight_decay_rate,
         beta_1=config.beta_1,
         beta_2=config.beta_2,
+        profile_steps=config.profile_steps(),
     )
     trainer = Trainer(
         loss_fn,

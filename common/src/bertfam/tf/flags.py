@@ -20,7 +20,6 @@ from bertfam.precision import bf16_setting
 COMPATIBILITY_ONLY = (
     "enable_scoped_allocator",
     "horovod_fusion_threshold",
-    "horovod_hierarchical_allreduce",
     "iterations_per_loop",
     "use_tpu",
     "tpu_name",
@@ -28,7 +27,6 @@ COMPATIBILITY_ONLY = (
     "gcp_project",
     "master",
     "num_tpu_cores",
-    "profile",
     "verbose_logging",
 )
 
@@ -71,7 +69,11 @@ def define_common_flags(num_train_epochs_default: float = 3.0) -> None:
     # Compatibility only.
     f.DEFINE_bool("enable_scoped_allocator", False, "Habana only: scoped-allocator rewrite.")
     f.DEFINE_integer("horovod_fusion_threshold", 256, "Habana Gaudi2 only: Horovod fusion MB.")
-    f.DEFINE_bool("horovod_hierarchical_allreduce", False, "Habana only: hierarchical all-reduce.")
+    f.DEFINE_bool(
+        "horovod_hierarchical_allreduce",
+        False,
+        "Sets HOROVOD_HIERARCHICAL_ALLREDUCE=1 for Horovod (all-reduce within, then across nodes).",
+    )
     f.DEFINE_integer("iterations_per_loop", 1000, "TPU only.")
     f.DEFINE_bool("use_tpu", False, "TPU only (must stay false).")
     f.DEFINE_string("tpu_name", None, "TPU only.")
@@ -80,7 +82,9 @@ def define_common_flags(num_train_epochs_default: float = 3.0) -> None:
     f.DEFINE_string("master", None, "TPU only.")
     f.DEFINE_integer("num_tpu_cores", 8, "TPU only.")
     f.DEFINE_bool("cpu_only", False, "Habana only: do not load the Habana module (= --device=cpu).")
-    f.DEFINE_string("profile", "", "Habana only: profiler step range.")
+    f.DEFINE_string(
+        "profile", "", "START,END: TensorFlow-profile updates START..END into <output_dir>/profile."
+    )
 
 
 def define_squad_flags() -> None:
@@ -138,6 +142,8 @@ def training_run_kwargs(values, model_config_file: str) -> dict:
         save_checkpoints_steps=values.save_checkpoints_steps,
         save_summary_steps=values.save_summary_steps,
         use_horovod=values.use_horovod,
+        horovod_hierarchical_allreduce=values.horovod_hierarchical_allreduce,
+        profile=values.profile,
         deterministic_run=values.deterministic_run,
         deterministic_seed=values.deterministic_seed,
         device="cpu" if values.cpu_only else values.device,

@@ -18,9 +18,10 @@ there, skipping the batches it had already seen.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import tensorflow as tf
 
@@ -49,6 +50,7 @@ class TrainConfig:
     beta_2: float = 0.999
     epsilon: float = 1e-6
     clip_norm: float = 1.0
+    profile_steps: Optional[Tuple[int, int]] = None  # (start, end) updates to profile
 
 
 class Trainer:
@@ -93,6 +95,7 @@ class Trainer:
             checkpoint_name=CHECKPOINT_NAME,
         )
         self._names = list(variables)
+        self._profiling = False
         self._accumulators = None
         if config.accumulation_steps > 1:
             self._accumulators = {
@@ -193,6 +196,7 @@ class Trainer:
         )
         with bar:
             while int(self.step) < config.total_steps:
+                self._profile(int(self.step))
                 loss, rate = self.take_training_step(batches)
                 step = int(self.step)
                 bar.update(1)
@@ -210,3 +214,16 @@ class Trainer:
                     step % config.save_checkpoints_steps == 0 or step == config.total_steps
                 ):
                     self.manager.save(checkpoint_number=step)
+            self._profile(int(self.step), finished=True)
+
+    def _profile(self, step: int, finished: bool = False) -> None:
+        """TensorFlow's profiler over updates [start, end) of --profile=START,END (rank 0)."""
+        if self.config.profile_steps is None or not self.is_main_process:
+            return
+        start, end = self.config.profile_steps
+        if step == start and not finished:
+            tf.profiler.experimental.start(os.path.join(self.config.output_dir, "profile"))
+            self._profiling = True
+        elif self._profiling and (step == end or finished):
+            tf.profiler.experimental.stop()
+            self._profiling = False
