@@ -10,7 +10,6 @@ from Google's description); only then is HF a valid reference for the truncated 
 
 import numpy as np
 import pytest
-from conftest import shared_file
 
 from bertfam.errors import UserError
 from bertfam.glue.features import (
@@ -20,6 +19,7 @@ from bertfam.glue.features import (
     truncated_lengths,
 )
 from bertfam.glue.readers import InputExample, read_msr_paraphrase
+from bertfam.testing import shared_file
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 MRPC_FILES = ("mrpc/msr_paraphrase_train.txt", "mrpc/msr_paraphrase_test.txt")

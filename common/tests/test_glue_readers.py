@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from conftest import shared_file
 
 from bertfam.errors import UserError
 from bertfam.glue.readers import (
@@ -19,6 +18,7 @@ from bertfam.glue.readers import (
     read_msr_paraphrase,
     read_tsv,
 )
+from bertfam.testing import shared_file
 
 BOM = "\ufeff".encode()
 DOUBLE_ENCODED_BOM = "\ufeff".encode().decode("latin-1").encode()  # c3 af c2 bb c2 bf

@@ -1,10 +1,10 @@
 import json
 
 import pytest
-from conftest import shared_file
 from squad_fixtures import qa, squad_json, write_squad
 
 from bertfam.squad.data import SquadFormatError, read_squad_examples
+from bertfam.testing import shared_file
 
 CONTEXT = "Carolina won in 1895. The Panthers lost."
 

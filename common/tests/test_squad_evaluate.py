@@ -16,7 +16,6 @@ from types import SimpleNamespace
 from typing import Callable, Dict, List, NamedTuple
 
 import pytest
-from conftest import shared_file
 
 from bertfam.squad import evaluate as squad_evaluate
 from bertfam.squad.evaluate import (
@@ -32,6 +31,7 @@ from bertfam.squad.evaluate import (
     scorable_gold_answers,
     unanswered_question_ids,
 )
+from bertfam.testing import shared_file
 
 XQUAD_QUESTIONS = 1190
 

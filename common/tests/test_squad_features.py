@@ -3,7 +3,6 @@ ports Google's run_squad.py (windows, answer spans, max-context flags)."""
 
 import numpy as np
 import pytest
-from conftest import shared_file
 from squad_fixtures import qa, write_squad
 
 from bertfam.squad.data import read_squad_examples
@@ -12,6 +11,7 @@ from bertfam.squad.features import (
     _window_starts,
     convert_examples_to_features,
 )
+from bertfam.testing import shared_file
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 

@@ -2,13 +2,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_file
 from squad_fixtures import qa, write_squad
 
 from bertfam.squad.data import read_squad_examples
 from bertfam.squad.evaluate import evaluate_v1
 from bertfam.squad.features import convert_examples_to_features
 from bertfam.squad.postprocess import postprocess_predictions, write_predictions
+from bertfam.testing import shared_file
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 EVAL = dict(max_seq_length=384, doc_stride=128, max_query_length=64)

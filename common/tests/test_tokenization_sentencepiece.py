@@ -8,10 +8,10 @@ import unicodedata
 
 import numpy as np
 import pytest
-from conftest import shared_file
 from text_corpus import mrpc_sentences, xquad_strings
 
 from bertfam.errors import UserError
+from bertfam.testing import shared_file
 from bertfam.tokenization.sentencepiece import SentencePieceModelError, SentencePieceTokenizer
 
 WORD_START = "\u2581"

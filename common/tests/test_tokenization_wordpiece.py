@@ -3,9 +3,9 @@ import unicodedata
 
 import numpy as np
 import pytest
-from conftest import shared_file
 from text_corpus import mrpc_sentences, xquad_strings
 
+from bertfam.testing import shared_file
 from bertfam.tokenization.wordpiece import VocabError, WordPieceTokenizer
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -144,3 +144,44 @@ def hf_weights_as_google(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray
         name, transpose = mapped
         converted[name] = np.ascontiguousarray(value.T) if transpose else value
     return converted
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    source: str
+    restored: List[str]
+    newly_initialized: List[str]
+    unused: List[str]
+
+
+def match_weights(
+    model_shapes: Mapping[str, Tuple[int, ...]],
+    weights: Mapping[str, np.ndarray],
+    source: str,
+    fresh_prefixes: Sequence[str] = (),
+    what: str = "variables",
+) -> LoadReport:
+    """Check checkpoint `weights` against the model's names and shapes, before any copy.
+
+    Shape mismatches are an error naming every one with both shapes; model entries the
+    checkpoint lacks are an error unless they start with one of `fresh_prefixes` (the task
+    head a run trains from scratch); checkpoint entries the model does not use are listed.
+    """
+    mismatched = [
+        f"{name} (checkpoint {tuple(weights[name].shape)}, model {tuple(shape)})"
+        for name, shape in model_shapes.items()
+        if name in weights and tuple(weights[name].shape) != tuple(shape)
+    ]
+    if mismatched:
+        raise CheckpointError(f"{source}: shapes differ from the model's: {'; '.join(mismatched)}")
+    absent = sorted(name for name in model_shapes if name not in weights)
+    missing = [name for name in absent if not name.startswith(tuple(fresh_prefixes))]
+    if missing:
+        shown = ", ".join(missing[:8]) + (
+            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        )
+        raise CheckpointError(
+            f"{source}: the checkpoint lacks {len(missing)} model {what}: {shown}"
+        )
+    restored = [name for name in model_shapes if name in weights]
+    return LoadReport(source, restored, absent, sorted(set(weights) - set(model_shapes)))

@@ -20,17 +20,18 @@ slots) are listed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
 from bertfam.checkpoints import (
     CheckpointError,
+    LoadReport,
     find_hf_folder,
     hf_weights_as_google,
+    match_weights,
     read_hf_weights,
 )
 
@@ -42,14 +43,6 @@ _OBJECT_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Google checkpoints also hold optimizer state and bookkeeping no model needs.
 _NOT_WEIGHTS = ("/adam_m", "/adam_v", "/accum", "/lamb_m", "/lamb_v")
 _BOOKKEEPING = ("global_step", "local_step", "batch_finite", "loss_scale", "good_steps")
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    source: str
-    restored: List[str]
-    newly_initialized: List[str]
-    unused: List[str]
 
 
 def _unescape(key: str) -> str:
@@ -105,37 +98,22 @@ def assign_weights(
     fresh_prefixes: Sequence[str] = (),
 ) -> LoadReport:
     """Copy `weights` into `variables` by name, or fail naming every problem."""
-    mismatched = [
-        f"{name} (checkpoint {tuple(weights[name].shape)}, model {tuple(variable.shape)})"
-        for name, variable in variables.items()
-        if name in weights and tuple(weights[name].shape) != tuple(variable.shape)
-    ]
-    if mismatched:
-        raise CheckpointError(f"{source}: shapes differ from the model's: {'; '.join(mismatched)}")
-    absent = sorted(name for name in variables if name not in weights)
-    missing = [name for name in absent if not name.startswith(tuple(fresh_prefixes))]
-    if missing:
-        shown = ", ".join(missing[:8]) + (
-            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        )
-        raise CheckpointError(
-            f"{source}: the checkpoint lacks {len(missing)} model variables: {shown}"
-        )
+    shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
+    report = match_weights(shapes, weights, source, fresh_prefixes)
     log.info("Loading weights from %s", source)
-    restored = []
-    for name, variable in variables.items():
-        if name in weights:
-            variable.assign(weights[name].astype(variable.dtype.as_numpy_dtype))
-            restored.append(name)
-            log.info("  name = %s, shape = %s, *INIT_FROM_CKPT*", name, tuple(variable.shape))
-    unused = sorted(set(weights) - set(variables))
-    for name in absent:
+    for name in report.restored:
+        variable = variables[name]
+        variable.assign(weights[name].astype(variable.dtype.as_numpy_dtype))
+        log.info("  name = %s, shape = %s, *INIT_FROM_CKPT*", name, shapes[name])
+    for name in report.newly_initialized:
         log.info("  name = %s: not in the checkpoint, trained from scratch", name)
-    if unused:
+    if report.unused:
         log.info(
-            "%d checkpoint variables not used by this model: %s", len(unused), ", ".join(unused)
+            "%d checkpoint variables not used by this model: %s",
+            len(report.unused),
+            ", ".join(report.unused),
         )
-    return LoadReport(source, restored, absent, unused)
+    return report
 
 
 def save_name_based_checkpoint(prefix: Union[str, Path], weights: Dict[str, np.ndarray]) -> str:

@@ -17,29 +17,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from bertfam.atomic import atomic_directory
 from bertfam.bert_config import BertConfig
-from bertfam.checkpoints import CheckpointError, find_hf_folder, read_hf_weights
+from bertfam.checkpoints import LoadReport, find_hf_folder, match_weights, read_hf_weights
 
 log = logging.getLogger(__name__)
 
 _IGNORED_SUFFIXES = ("position_ids", "token_type_ids")  # buffers, not weights
 _RENAMED_LEAVES = {".gamma": ".weight", ".beta": ".bias"}
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    source: str
-    restored: List[str]
-    newly_initialized: List[str]
-    unused: List[str]
 
 
 def _normalized_keys(
@@ -69,34 +60,21 @@ def load_weights(
     """Copy `weights` into `model` by name, or fail naming every problem."""
     state = model.state_dict()
     weights = _normalized_keys(weights, list(state))
-    mismatched = [
-        f"{name} (checkpoint {tuple(weights[name].shape)}, model {tuple(tensor.shape)})"
-        for name, tensor in state.items()
-        if name in weights and tuple(weights[name].shape) != tuple(tensor.shape)
-    ]
-    if mismatched:
-        raise CheckpointError(f"{source}: shapes differ from the model's: {'; '.join(mismatched)}")
-    absent = sorted(name for name in state if name not in weights)
-    missing = [name for name in absent if not name.startswith(tuple(fresh_prefixes))]
-    if missing:
-        shown = ", ".join(missing[:8]) + (
-            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        )
-        raise CheckpointError(
-            f"{source}: the checkpoint lacks {len(missing)} model parameters: {shown}"
-        )
+    shapes = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    report = match_weights(shapes, weights, source, fresh_prefixes, what="parameters")
     log.info("Loading weights from %s", source)
     with torch.no_grad():
-        for name, tensor in state.items():
-            if name in weights:
-                tensor.copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
-    for name in absent:
+        for name in report.restored:
+            state[name].copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
+    for name in report.newly_initialized:
         log.info("  %s: not in the checkpoint, trained from scratch", name)
-    unused = sorted(set(weights) - set(state))
-    if unused:
-        log.info("%d checkpoint weights not used by this model: %s", len(unused), ", ".join(unused))
-    restored = [name for name in state if name in weights]
-    return LoadReport(source, restored, absent, unused)
+    if report.unused:
+        log.info(
+            "%d checkpoint weights not used by this model: %s",
+            len(report.unused),
+            ", ".join(report.unused),
+        )
+    return report
 
 
 def load_pretrained(
