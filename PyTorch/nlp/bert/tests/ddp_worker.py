@@ -1,0 +1,59 @@
+"""Run by test_distributed.py under torchrun or mpirun: a few DDP updates of a tiny BERT on
+this rank's rows of each global batch, then the rank's weights and losses to <prefix><rank>.pt.
+
+    python ddp_worker.py <prefix> <per_rank_batch>
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import modeling  # noqa: E402
+
+from bertfam.bert_config import BertConfig  # noqa: E402
+from bertfam.launch import detect_launch_env  # noqa: E402
+from bertfam.torch.distributed import init_distributed, shutdown  # noqa: E402
+
+STEPS = 4
+
+
+def main() -> None:
+    prefix, per_rank = sys.argv[1], int(sys.argv[2])
+    group = init_distributed("cpu", detect_launch_env())
+    torch.manual_seed(0)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
+    config = BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=32, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    model = modeling.BertForQuestionAnswering(config)
+    if group.is_distributed:
+        model = DistributedDataParallel(model)
+    # SGD: updates linear in the gradients, so float noise in the all-reduce stays noise
+    # (Adam turns a near-zero gradient's noise into a full-size step).
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(1)
+    global_batch = per_rank * group.world_size
+    losses = []
+    for _ in range(STEPS):
+        ids = torch.randint(1, 50, (global_batch, 16), generator=generator)
+        starts = torch.randint(0, 16, (global_batch,), generator=generator)
+        ends = torch.randint(0, 16, (global_batch,), generator=generator)
+        rows = slice(group.rank * per_rank, (group.rank + 1) * per_rank)
+        start, end = model(ids[rows])
+        loss = modeling.span_loss(start, end, starts[rows], ends[rows])
+        optimizer.zero_grad()
+        loss.backward()  # DDP averages the gradients over ranks
+        optimizer.step()
+        losses.append(loss.item())
+    module = model.module if group.is_distributed else model
+    torch.save({"state": module.state_dict(), "losses": losses}, f"{prefix}{group.rank}.pt")
+    shutdown(group)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""torch.distributed from real launchers (torchrun, Open MPI's mpirun) on CPUs with gloo:
+both ranks end with identical weights, equal to one process with twice the batch."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_env(**extra):
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMI_", "PMIX_"))}
+    for name in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ):
+        keep.pop(name, None)
+    keep["PATH"] = f"{BIN}{os.pathsep}{keep.get('PATH', '')}"
+    keep.update(extra)
+    return keep
+
+
+def single_process(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(WORKER), str(tmp_path / "single"), "4"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return torch.load(tmp_path / "single0.pt")
+
+
+def check_ranks(tmp_path, reference):
+    rank0, rank1 = torch.load(tmp_path / "ddp0.pt"), torch.load(tmp_path / "ddp1.pt")
+    for name, tensor in rank0["state"].items():
+        torch.testing.assert_close(tensor, rank1["state"][name], atol=0, rtol=0, msg=name)
+        torch.testing.assert_close(tensor, reference["state"][name], atol=1e-6, rtol=0, msg=name)
+    # Each rank's loss is its half of the batch; their mean is the single process's loss.
+    for step, expected in enumerate(reference["losses"]):
+        assert abs((rank0["losses"][step] + rank1["losses"][step]) / 2 - expected) < 1e-5
+
+
+def test_torchrun_two_processes_equal_one_with_twice_the_batch(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(WORKER),
+            str(tmp_path / "ddp"),
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    check_ranks(tmp_path, single_process(tmp_path))
+
+
+def test_mpirun_two_processes_equal_one_with_twice_the_batch(tmp_path):
+    mpirun = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
+    if mpirun is None:
+        pytest.skip("mpirun not found (the test requirements install Open MPI from PyPI)")
+    env = clean_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    result = subprocess.run(
+        [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "MASTER_ADDR", "-x", "MASTER_PORT",
+         sys.executable, str(WORKER), str(tmp_path / "ddp"), "2"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    check_ranks(tmp_path, single_process(tmp_path))

@@ -1,0 +1,78 @@
+"""torch.distributed for the PyTorch recipes: one process group from any launcher.
+
+`init_distributed(device_kind, launch)` starts the process group the launcher's
+environment describes (`bertfam.launch.detect_launch_env`: torchrun, Open MPI's mpirun,
+PMI, or a single process) with the backend the device wants: ``hccl`` on Gaudi (Habana's
+module registers it), ``nccl`` on NVIDIA GPUs, ``gloo`` on CPUs. Rendezvous is TCP at
+MASTER_ADDR:MASTER_PORT, which torchrun publishes and mpirun users pass with ``-x``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from bertfam.errors import UserError
+from bertfam.launch import LaunchEnv
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {"hpu": "hccl", "gpu": "nccl", "cpu": "gloo"}
+
+
+class DistributedError(UserError):
+    """The process group cannot start as asked."""
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str = ""
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600) -> ProcessGroup:
+    """Join the launcher's process group; a single process needs none."""
+    if not launch.is_distributed:
+        return ProcessGroup()
+    backend = BACKENDS[device_kind]
+    if backend == "hccl":
+        import habana_frameworks.torch.distributed.hccl  # noqa: F401  (registers "hccl")
+    if device_kind == "gpu":
+        torch.cuda.set_device(launch.local_rank % torch.cuda.device_count())
+    try:
+        dist.init_process_group(
+            backend,
+            init_method=f"tcp://{launch.master_addr}:{launch.master_port}",
+            rank=launch.rank,
+            world_size=launch.world_size,
+            timeout=timedelta(seconds=timeout_s),
+        )
+    except (RuntimeError, ValueError) as error:
+        raise DistributedError(
+            f"rank {launch.rank} of {launch.world_size} could not join the {backend} process "
+            f"group at {launch.master_addr}:{launch.master_port} ({error})"
+        ) from None
+    log.info(
+        "rank %d of %d (local rank %d) joined the %s group via %s",
+        launch.rank, launch.world_size, launch.local_rank, backend, launch.launcher,
+    )  # fmt: skip
+    return ProcessGroup(launch.rank, launch.world_size, launch.local_rank, backend)
+
+
+def shutdown(group: ProcessGroup) -> None:
+    if group.is_distributed and dist.is_initialized():
+        dist.destroy_process_group()
