@@ -114,6 +114,16 @@ def horovod_installed() -> bool:
         return False
 
 
+def _may_run_on_gaudi(device: str) -> bool:
+    """Whether the run can land on an HPU (without importing a framework to find out)."""
+    if device.strip().lower() not in ("auto", "hpu", "gaudi"):
+        return False
+    try:
+        return importlib.util.find_spec("habana_frameworks") is not None
+    except ImportError:
+        return False
+
+
 def check_common(config: TrainingRunConfig, model_config: BertConfig, max_seq_length: int) -> None:
     """The checks every task makes; `max_seq_length` is the task's."""
     if max_seq_length > model_config.max_position_embeddings:
@@ -135,6 +145,12 @@ def check_common(config: TrainingRunConfig, model_config: BertConfig, max_seq_le
     if config.use_horovod and not horovod_installed():
         raise RunFlagError(
             f"--use_horovod=true needs Horovod, which is not installed. {HOROVOD_INSTALL_HINT}"
+        )
+    if config.bf16 in ("full", "basic") and not _may_run_on_gaudi(config.device):
+        raise RunFlagError(
+            f"TF_BF16_CONVERSION={config.bf16} is a mode of Habana's converter and this run "
+            "cannot be on Gaudi: give the JSON instead "
+            "(--bf16_config_path=bf16_config/<model>.json)"
         )
     if config.bf16 not in (None, "full", "basic"):
         load_bf16_config(config.bf16)

@@ -23,7 +23,8 @@ STEPS = 4
 
 def main() -> None:
     prefix, per_rank = sys.argv[1], int(sys.argv[2])
-    group = init_distributed("cpu", detect_launch_env())
+    launch = detect_launch_env()
+    init_distributed("cpu", launch)
     torch.manual_seed(0)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
     config = BertConfig(
         vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -31,28 +32,28 @@ def main() -> None:
         attention_probs_dropout_prob=0.0,
     )  # fmt: skip
     model = modeling.BertForQuestionAnswering(config)
-    if group.is_distributed:
+    if launch.is_distributed:
         model = DistributedDataParallel(model)
     # SGD: updates linear in the gradients, so float noise in the all-reduce stays noise
     # (Adam turns a near-zero gradient's noise into a full-size step).
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     generator = torch.Generator().manual_seed(1)
-    global_batch = per_rank * group.world_size
+    global_batch = per_rank * launch.world_size
     losses = []
     for _ in range(STEPS):
         ids = torch.randint(1, 50, (global_batch, 16), generator=generator)
         starts = torch.randint(0, 16, (global_batch,), generator=generator)
         ends = torch.randint(0, 16, (global_batch,), generator=generator)
-        rows = slice(group.rank * per_rank, (group.rank + 1) * per_rank)
+        rows = slice(launch.rank * per_rank, (launch.rank + 1) * per_rank)
         start, end = model(ids[rows])
         loss = modeling.span_loss(start, end, starts[rows], ends[rows])
         optimizer.zero_grad()
         loss.backward()  # DDP averages the gradients over ranks
         optimizer.step()
         losses.append(loss.item())
-    module = model.module if group.is_distributed else model
-    torch.save({"state": module.state_dict(), "losses": losses}, f"{prefix}{group.rank}.pt")
-    shutdown(group)
+    module = model.module if launch.is_distributed else model
+    torch.save({"state": module.state_dict(), "losses": losses}, f"{prefix}{launch.rank}.pt")
+    shutdown()
 
 
 if __name__ == "__main__":

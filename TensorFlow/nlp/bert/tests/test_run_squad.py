@@ -244,6 +244,10 @@ def bad_cases(files, tmp_path):
             flags(files, "--do_train=True", train, "--do_eval=True"),
             "--do_eval scores the predictions, so it needs --do_predict=true",
         ),
+        "habana bf16 mode on cpu": (
+            flags(files, "--do_train=True", train, bf16_config_path="full"),
+            "TF_BF16_CONVERSION=full is a mode of Habana's converter",
+        ),
         "bad bf16 json": (
             flags(files, "--do_train=True", train, bf16_config_path=files["vocab"]),
             "bf16 config",
@@ -260,6 +264,7 @@ def bad_cases(files, tmp_path):
         "vocab size",
         "malformed squad",
         "bad profile range",
+        "habana bf16 mode on cpu",
         "eval without predict",
         "bad bf16 json",
     ],

@@ -156,12 +156,12 @@ class _AdamMoments(tf.Module):
     def __init__(
         self,
         variables_by_name: Mapping[str, tf.Variable],
+        weight_decay_rate: float = 0.01,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-6,
+        exclude_from_weight_decay: Sequence[str] = DECAY_EXCLUDED,
         *,
-        weight_decay_rate: float,
-        beta_1: float,
-        beta_2: float,
-        epsilon: float,
-        exclude_from_weight_decay: Sequence[str],
         name: str,
     ):
         super().__init__(name=name)
@@ -246,24 +246,13 @@ class AdamWeightDecay(_AdamMoments):
     def __init__(
         self,
         variables_by_name: Mapping[str, tf.Variable],
-        weight_decay_rate: float = 0.01,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-6,
-        exclude_from_weight_decay: Sequence[str] = DECAY_EXCLUDED,
-        *,
+        *args,
         epsilon_inside_sqrt: bool = False,
         name: str = "AdamWeightDecay",
+        **kwargs,
     ):
-        super().__init__(
-            variables_by_name,
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            name=name,
-        )
+        # The constants and the exclusion list are `_AdamMoments`'s, in the same order.
+        super().__init__(variables_by_name, *args, name=name, **kwargs)
         self.epsilon_inside_sqrt = epsilon_inside_sqrt
 
     def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor) -> None:
@@ -293,25 +282,9 @@ class Lamb(_AdamMoments):
     """
 
     def __init__(
-        self,
-        variables_by_name: Mapping[str, tf.Variable],
-        weight_decay_rate: float = 0.01,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-6,
-        exclude_from_weight_decay: Sequence[str] = DECAY_EXCLUDED,
-        *,
-        name: str = "Lamb",
+        self, variables_by_name: Mapping[str, tf.Variable], *args, name: str = "Lamb", **kwargs
     ):
-        super().__init__(
-            variables_by_name,
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            name=name,
-        )
+        super().__init__(variables_by_name, *args, name=name, **kwargs)
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
 
     def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor) -> None:

@@ -10,7 +10,6 @@ MASTER_ADDR:MASTER_PORT, which torchrun publishes and mpirun users pass with ``-
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
@@ -28,26 +27,11 @@ class DistributedError(UserError):
     """The process group cannot start as asked."""
 
 
-@dataclass(frozen=True)
-class ProcessGroup:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    backend: str = ""
-
-    @property
-    def is_distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main_process(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600) -> ProcessGroup:
-    """Join the launcher's process group; a single process needs none."""
+def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600) -> str:
+    """Join the launcher's process group and return its backend; a single process needs
+    none ("" then). Rank and world size stay where they came from: `launch`."""
     if not launch.is_distributed:
-        return ProcessGroup()
+        return ""
     backend = BACKENDS[device_kind]
     if backend == "hccl":
         import habana_frameworks.torch.distributed.hccl  # noqa: F401  (registers "hccl")
@@ -70,9 +54,9 @@ def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600
         "rank %d of %d (local rank %d) joined the %s group via %s",
         launch.rank, launch.world_size, launch.local_rank, backend, launch.launcher,
     )  # fmt: skip
-    return ProcessGroup(launch.rank, launch.world_size, launch.local_rank, backend)
+    return backend
 
 
-def shutdown(group: ProcessGroup) -> None:
-    if group.is_distributed and dist.is_initialized():
+def shutdown() -> None:
+    if dist.is_initialized():
         dist.destroy_process_group()
