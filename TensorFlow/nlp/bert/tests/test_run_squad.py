@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -115,25 +114,14 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     straight = run(args[:2] + [f"--output_dir={tmp_path / 'straight'}"] + args[3:], timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
 
-    process = subprocess.Popen(
-        [sys.executable, "run_squad.py", *args],
+    crashed = subprocess.run(
+        [sys.executable, "tests/crash_after_checkpoint.py", "4", "run_squad.py", *args],
         cwd=FOLDER,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    try:
-        deadline = time.monotonic() + 300
-        # The "checkpoint" state file is written last: once it names step 4, that
-        # checkpoint is complete and the resumed run will find it.
-        state = files["out"] / "checkpoint"
-        while not (state.exists() and "model.ckpt-4" in state.read_text()):
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     assert not (files["out"] / "model.ckpt-8.index").exists()
 
     resumed = run(args, timeout=600)

@@ -1,0 +1,31 @@
+"""Runs a training script and SIGKILLs it the moment checkpoint N is on disk.
+
+    python tests/crash_after_checkpoint.py N run_squad.py --flags...
+
+A crash at a known point makes the resume test deterministic: killing from outside races
+the training loop, which on a fast machine finishes before the signal arrives.
+"""
+
+import os
+import runpy
+import signal
+import sys
+
+import tensorflow as tf
+
+crash_after = int(sys.argv.pop(1))
+script = sys.argv.pop(1)
+save = tf.train.CheckpointManager.save
+
+
+def save_then_crash(self, *args, checkpoint_number=None, **kwargs):
+    path = save(self, *args, checkpoint_number=checkpoint_number, **kwargs)
+    if checkpoint_number == crash_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return path
+
+
+tf.train.CheckpointManager.save = save_then_crash
+sys.argv[0] = script
+sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script` would set it
+runpy.run_path(script, run_name="__main__")
