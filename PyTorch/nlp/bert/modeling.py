@@ -178,9 +178,12 @@ class BertModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         hidden = self.embeddings(input_ids, token_type_ids)
-        # [batch, 1, 1, seq]: 0 where attended, the dtype's minimum where masked.
-        masked = (attention_mask[:, None, None, :] == 0).to(hidden.dtype)
-        additive_mask = masked * torch.finfo(hidden.dtype).min
+        # [batch, 1, 1, seq]: 0 where attended, the dtype's minimum where masked. Filled,
+        # not multiplied: 0 * min is 0 only while min stays finite, and float32's minimum
+        # rounds to -inf in bf16 (0 * -inf = nan).
+        padding = attention_mask[:, None, None, :] == 0
+        additive_mask = torch.zeros(padding.shape, dtype=hidden.dtype, device=hidden.device)
+        additive_mask = additive_mask.masked_fill(padding, torch.finfo(hidden.dtype).min)
         sequence_output = self.encoder(hidden, additive_mask)
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
         return sequence_output, pooled

@@ -18,6 +18,7 @@ files are read with NumPy; ``pytorch_model.bin`` needs torch, imported only then
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,38 @@ def find_hf_folder(path: Union[str, Path]) -> HfFolder:
         raise CheckpointError(f"{folder}: no weights ({' or '.join(HF_WEIGHT_FILES)})")
     vocab = folder / "vocab.txt"
     return HfFolder(folder, config, weights, vocab if vocab.is_file() else None)
+
+
+def resolve_pretrained(name_or_path: str, cache_dir: Optional[Union[str, Path]] = None) -> HfFolder:
+    """A local folder, or a hub id (``bert-base-uncased``) already downloaded into
+    `cache_dir`, the current directory or the HuggingFace cache. Nothing is fetched: a
+    model that is nowhere here is one error saying what to download and where to put it."""
+    if Path(name_or_path).exists():
+        return find_hf_folder(name_or_path)
+    roots = [Path(cache_dir)] if cache_dir else []
+    roots.append(Path.cwd())
+    hub_home = (
+        os.environ.get("HF_HUB_CACHE")
+        or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+    )
+    roots.append(Path(hub_home))
+    cached_name = "models--" + name_or_path.replace("/", "--")
+    for root in roots:
+        plain = root / name_or_path
+        if plain.is_dir():
+            return find_hf_folder(plain)
+        snapshots = sorted(
+            (root / cached_name / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime
+        )
+        for snapshot in reversed(snapshots):
+            if (snapshot / "config.json").is_file():
+                return find_hf_folder(snapshot)
+    where = cache_dir or "<cache_dir>"
+    raise CheckpointError(
+        f"model {name_or_path!r} is not here and nothing is downloaded at run time: "
+        f"download it (huggingface-cli download {name_or_path} --local-dir "
+        f"{where}/{name_or_path}) and pass --cache_dir {where}, or give the folder's path"
+    )
 
 
 def read_hf_weights(weights_file: Union[str, Path]) -> Dict[str, np.ndarray]:

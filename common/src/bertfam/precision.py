@@ -22,7 +22,8 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import FrozenSet, Iterable, Optional, Sequence, Tuple, Union
 
 from bertfam.errors import UserError
 
@@ -191,3 +192,32 @@ def bf16_setting(flag_value: Optional[str], environ_value: Optional[str]) -> Opt
             )
         return value
     return None
+
+
+# -- PyTorch HMP op lists (upstream-surface.md §9.3) -----------------------------------
+
+_OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+class OpListError(UserError):
+    """An op-list file is missing or holds something that is not an op name."""
+
+
+def read_op_list(path: Union[str, Path]) -> FrozenSet[str]:
+    """Op names, one a line; blank lines and lines starting with # or // are skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise OpListError(f"op list {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise OpListError(f"op list {path}: cannot read it ({error})") from None
+    ops = set()
+    for number, line in enumerate(lines, start=1):
+        name = line.strip()
+        if not name or name.startswith(("#", "//")):
+            continue
+        if not _OP_NAME.match(name):
+            raise OpListError(f"op list {path}, line {number}: {name!r} is not an op name")
+        ops.add(name)
+    return frozenset(ops)

@@ -10,8 +10,8 @@ from pathlib import Path
 import modeling
 import pytest
 import tensorflow as tf
-import tiny
 
+from bertfam import tinydata as tiny
 from bertfam.bert_config import BertConfig
 from bertfam.precision import load_bf16_config, parse_bf16_config
 from bertfam.tf.bf16 import FP32, Bf16Policy

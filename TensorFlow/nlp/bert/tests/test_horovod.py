@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tiny
+
+from bertfam import tinydata as tiny
 
 FOLDER = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

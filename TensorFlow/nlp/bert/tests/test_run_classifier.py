@@ -8,7 +8,6 @@ recomputed with NumPy.
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -17,61 +16,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tiny
 
+from bertfam import tinydata as tiny
 from bertfam.glue.features import convert_examples_to_features
 from bertfam.glue.readers import MrpcProcessor, read_msr_paraphrase
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 FOLDER = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TRAIN_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-TEST_HEADER = "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-
-
-# -- data -----------------------------------------------------------------------------
-
-
-def identity_pairs(count, seed):
-    """(label, a, b): label "1" iff the two one-word sentences are the same team."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(count):
-        a = rng.choice(tiny.TEAMS)
-        if rng.random() < 0.5:
-            rows.append(("1", a, a))
-        else:
-            rows.append(("0", a, rng.choice([t for t in tiny.TEAMS if t != a])))
-    return rows
-
-
-def write_mrpc(folder, train, dev, test):
-    """GLUE's MRPC layout, as download/download_glue_data.py writes it."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def labelled(rows):
-        return TRAIN_HEADER + "".join(
-            f"{label}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (label, a, b) in enumerate(rows)
-        )
-
-    (folder / "train.tsv").write_text(labelled(train))
-    (folder / "dev.tsv").write_text(labelled(dev))
-    (folder / "test.tsv").write_text(
-        TEST_HEADER
-        + "".join(f"{i}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (_, a, b) in enumerate(test))
-    )
-    return folder
 
 
 @pytest.fixture
 def files(tmp_path):
     vocab = tiny.vocab_file(tmp_path / "vocab.txt")
     size = len(vocab.read_text().splitlines())
-    data = write_mrpc(
+    data = tiny.write_mrpc(
         tmp_path / "MRPC",
-        identity_pairs(64, seed=0),
-        identity_pairs(24, seed=1),
-        identity_pairs(10, seed=2),
+        tiny.identity_pairs(64, seed=0),
+        tiny.identity_pairs(24, seed=1),
+        tiny.identity_pairs(10, seed=2),
     )
     return {
         "vocab": vocab,
@@ -225,11 +188,11 @@ def test_train_evaluate_predict(files):
 
 def test_learns_a_separable_task(files, tmp_path):
     """Label 1 iff the two sentences are the same: well above chance after 600 updates."""
-    data = write_mrpc(
+    data = tiny.write_mrpc(
         tmp_path / "identity",
-        identity_pairs(256, seed=10),
-        identity_pairs(64, seed=11),
-        identity_pairs(4, seed=12),
+        tiny.identity_pairs(256, seed=10),
+        tiny.identity_pairs(64, seed=11),
+        tiny.identity_pairs(4, seed=12),
     )
     args = flags(
         files,
@@ -255,7 +218,7 @@ def test_real_mrpc_with_minilm(shared_data, minilm_dir, tmp_path):
     def rows(examples):
         return [(e.label, e.text_a, e.text_b) for e in examples]
 
-    data = write_mrpc(tmp_path / "MRPC", rows(train), rows(test), rows(test))
+    data = tiny.write_mrpc(tmp_path / "MRPC", rows(train), rows(test), rows(test))
     out = tmp_path / "out"
     args = [
         "--task_name=MRPC",
@@ -394,10 +357,12 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(files, tmp_path
 
 def bad_cases(files, tmp_path):
     train = "--do_train=true"
-    no_dev = write_mrpc(tmp_path / "no_dev", identity_pairs(8, 0), [], [])
+    no_dev = tiny.write_mrpc(tmp_path / "no_dev", tiny.identity_pairs(8, 0), [], [])
     (no_dev / "dev.tsv").unlink()
-    bad_label = write_mrpc(tmp_path / "bad_label", identity_pairs(8, 0), [], [])
-    (bad_label / "train.tsv").write_text(TRAIN_HEADER + "1\t1\t2\ta\tb\nyes\t3\t4\tc\td\n")
+    bad_label = tiny.write_mrpc(tmp_path / "bad_label", tiny.identity_pairs(8, 0), [], [])
+    (bad_label / "train.tsv").write_text(
+        tiny.MRPC_TRAIN_HEADER + "1\t1\t2\ta\tb\nyes\t3\t4\tc\td\n"
+    )
     wrong_vocab = tiny.bert_config_file(tmp_path / "wrong.json", 1000)
     short = tiny.bert_config_file(
         tmp_path / "short.json",

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tiny
+
+from bertfam import tinydata as tiny
 
 FOLDER = Path(__file__).resolve().parents[1]
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from bertfam.atomic import atomic_directory
+from bertfam.atomic import atomic_directory, atomic_write, write_text
 from bertfam.bert_config import BertConfig
 from bertfam.checkpoints import LoadReport, find_hf_folder, match_weights, read_hf_weights
 
@@ -96,17 +95,32 @@ def save_pretrained(
 ) -> Path:
     """A HuggingFace folder (config.json, pytorch_model.bin, vocab.txt), written whole."""
     folder = Path(folder)
+    with atomic_directory(folder) as tmp:
+        write_pretrained(model, config, tmp, vocab_file, architecture, extra_config)
+    return folder
+
+
+def write_pretrained(
+    model: torch.nn.Module,
+    config: BertConfig,
+    folder: Path,
+    vocab_file: Optional[Union[str, Path]] = None,
+    architecture: Optional[str] = None,
+    extra_config: Optional[dict] = None,
+) -> None:
+    """config.json, pytorch_model.bin and vocab.txt into an existing folder, each file
+    replaced atomically (a folder that must appear whole goes through `save_pretrained`)."""
     values = config.to_dict()
     values.update(
         model_type="bert", pad_token_id=0, architectures=[architecture or type(model).__name__]
     )
     values.update(extra_config or {})
-    with atomic_directory(folder) as tmp:
-        (tmp / "config.json").write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-        state = {
-            name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
-        }
-        torch.save(state, tmp / "pytorch_model.bin")
-        if vocab_file is not None:
-            shutil.copyfile(vocab_file, tmp / "vocab.txt")
-    return folder
+    write_text(folder / "config.json", json.dumps(values, indent=2, sort_keys=True) + "\n")
+    state = {
+        name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+    }
+    with atomic_write(folder / "pytorch_model.bin", "wb") as handle:
+        torch.save(state, handle)
+    if vocab_file is not None and Path(vocab_file).resolve() != (folder / "vocab.txt").resolve():
+        with atomic_write(folder / "vocab.txt", "wb") as handle:
+            handle.write(Path(vocab_file).read_bytes())

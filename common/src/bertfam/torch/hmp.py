@@ -15,13 +15,12 @@ Python operators count too: ``a + b`` is ``add``, ``a += b`` is ``iadd``, ``1 - 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import FrozenSet, Iterable, Union
+from typing import Iterable
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-from bertfam.errors import UserError
+from bertfam.precision import OpListError, read_op_list
 
 _DUNDER = re.compile(r"^__(\w+?)__$")
 _IN_PLACE_OPERATORS = {"iadd", "isub", "imul", "itruediv"}
@@ -31,31 +30,6 @@ COMPOSITES = {
     "cross_entropy": ("log_softmax", "nll_loss"),
     "scaled_dot_product_attention": ("matmul", "softmax"),
 }
-_OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-
-
-class OpListError(UserError):
-    """An op-list file is missing or holds something that is not an op name."""
-
-
-def read_op_list(path: Union[str, Path]) -> FrozenSet[str]:
-    """Op names, one a line; blank lines and lines starting with # or // are skipped."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise OpListError(f"op list {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise OpListError(f"op list {path}: cannot read it ({error})") from None
-    ops = set()
-    for number, line in enumerate(lines, start=1):
-        name = line.strip()
-        if not name or name.startswith(("#", "//")):
-            continue
-        if not _OP_NAME.match(name):
-            raise OpListError(f"op list {path}, line {number}: {name!r} is not an op name")
-        ops.add(name)
-    return frozenset(ops)
 
 
 def op_name(func) -> str:
@@ -108,7 +82,8 @@ class OpListPrecision(TorchFunctionMode):
 
 def _is_in_place(func) -> bool:
     name = op_name(func)
-    return name in _IN_PLACE_OPERATORS or (name.endswith("_") and not name.startswith("_"))
+    # Slices, not str.endswith: torch.compile traces these when the mode wraps a graph.
+    return name in _IN_PLACE_OPERATORS or (name[-1:] == "_" and name[:1] != "_")
 
 
 def _cast_floats(value, dtype):

@@ -1,8 +1,17 @@
-"""Tiny data and a tiny model the end-to-end tests write for themselves."""
+"""Tiny data and a tiny model config that end-to-end tests write for themselves.
+
+Every model folder's tests use these, so a script is exercised on the same small SQuAD
+file, vocabulary, BERT config and MRPC folder whichever framework runs it. Small enough
+to train in seconds; regular enough (the answer is always the team) that a few hundred
+updates learn it.
+"""
 
 import json
 import random
 from pathlib import Path
+
+MRPC_TRAIN_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+MRPC_TEST_HEADER = "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TEAMS = ["carolina", "denver", "boston", "chicago", "dallas", "seattle", "miami", "detroit"]
@@ -67,3 +76,34 @@ def bert_config_file(path: Path, vocab_size: int, **overrides) -> Path:
     config.update(overrides)
     path.write_text(json.dumps(config))
     return path
+
+
+def identity_pairs(count, seed):
+    """(label, a, b): label "1" iff the two one-word sentences are the same team."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        a = rng.choice(TEAMS)
+        if rng.random() < 0.5:
+            rows.append(("1", a, a))
+        else:
+            rows.append(("0", a, rng.choice([t for t in TEAMS if t != a])))
+    return rows
+
+
+def write_mrpc(folder, train, dev, test):
+    """GLUE's MRPC layout (train.tsv, dev.tsv, test.tsv), as download_glue_data.py writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def labelled(rows):
+        return MRPC_TRAIN_HEADER + "".join(
+            f"{label}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (label, a, b) in enumerate(rows)
+        )
+
+    (folder / "train.tsv").write_text(labelled(train))
+    (folder / "dev.tsv").write_text(labelled(dev))
+    (folder / "test.tsv").write_text(
+        MRPC_TEST_HEADER
+        + "".join(f"{i}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (_, a, b) in enumerate(test))
+    )
+    return folder

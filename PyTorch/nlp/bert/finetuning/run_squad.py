@@ -1,0 +1,265 @@
+r"""BERT on SQuAD v1.1 / v2.0 with HuggingFace v3.0.2's run_squad.py command line.
+
+    python finetuning/run_squad.py --model_type bert \
+      --model_name_or_path bert-large-uncased-whole-word-masking --cache_dir $MODELS \
+      --do_train --do_eval --do_lower_case --data_dir $SQUAD_DIR \
+      --train_file train-v1.1.json --predict_file dev-v1.1.json \
+      --per_gpu_train_batch_size 24 --learning_rate 3e-5 --num_train_epochs 2 \
+      --max_seq_length 384 --doc_stride 128 --output_dir /tmp/squad
+
+Habana's flags (``--use_habana --use_lazy_mode --use_jit_trace --hmp --hmp_bf16 --hmp_fp32
+--use_fused_adam --use_fused_clip_norm``) work as upstream's; see the folder's README.
+Writes ``predictions_.json`` and ``nbest_predictions_.json`` (``null_odds_.json`` for
+v2.0), ``eval_results.txt``, ``checkpoint-<N>/`` folders and the trained model, and
+prints the scores as the official evaluate script does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py and the op lists
+sys.path.insert(0, str(FOLDER))
+
+from bertfam.errors import exit_on_user_error  # noqa: E402
+from bertfam.squad.data import read_squad_examples  # noqa: E402
+from bertfam.squad.features import convert_examples_to_features, validate_lengths  # noqa: E402
+from bertfam.torch.args import (  # noqa: E402
+    FinetuneConfig,
+    FinetuneFlagError,
+    OneLineParser,
+    add_finetune_flags,
+    finetune_config,
+    switch,
+)
+from bertfam.torch.model_files import load_tokenizer, locate_model  # noqa: E402
+
+log = logging.getLogger("run_squad")
+PREFIX = ""  # HF v3.0.2 names its files with an empty prefix: predictions_.json
+
+
+@dataclass(frozen=True, kw_only=True)
+class SquadConfig(FinetuneConfig):
+    train_file: Optional[str] = None
+    predict_file: Optional[str] = None
+    do_lower_case: bool = False
+    version_2_with_negative: bool = False
+    null_score_diff_threshold: float = 0.0
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    eval_all_checkpoints: bool = False
+
+
+def parse_flags(argv=None) -> SquadConfig:
+    parser = OneLineParser(prog="run_squad.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--model_type", required=True, help="bert (this folder's network)")
+    add_finetune_flags(parser)
+    squad = parser.add_argument_group("SQuAD")
+    squad.add_argument("--data_dir", default=None, help="Folder of --train_file/--predict_file")
+    squad.add_argument("--train_file", default=None)
+    squad.add_argument("--predict_file", default=None)
+    switch(squad, "--do_lower_case", "Lower-case and strip accents (uncased models)")
+    switch(squad, "--version_2_with_negative", "SQuAD v2.0: questions may have no answer")
+    squad.add_argument("--null_score_diff_threshold", type=float, default=0.0)
+    squad.add_argument("--max_seq_length", type=int, default=384)
+    squad.add_argument("--doc_stride", type=int, default=128)
+    squad.add_argument("--max_query_length", type=int, default=64)
+    squad.add_argument("--n_best_size", type=int, default=20)
+    squad.add_argument("--max_answer_length", type=int, default=30)
+    switch(squad, "--eval_all_checkpoints", "Also evaluate every checkpoint-N in --output_dir")
+    switch(squad, "--verbose_logging", "Log at DEBUG level")
+    switch(squad, "--overwrite_cache", "Accepted: features are rebuilt every run, never cached")
+    squad.add_argument("--threads", type=int, default=1, help="Accepted: features are vectorized")
+    args = parser.parse_args(argv)
+    if args.model_type.lower() != "bert":
+        raise FinetuneFlagError(
+            f"--model_type {args.model_type}: this folder fine-tunes BERT (--model_type bert)"
+        )
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose_logging else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return finetune_config(
+        args,
+        SquadConfig,
+        str(FOLDER / "ops_bf16_bert.txt"),
+        str(FOLDER / "ops_fp32_bert.txt"),
+        train_file=_data_path(args.data_dir, args.train_file),
+        predict_file=_data_path(args.data_dir, args.predict_file),
+        do_lower_case=args.do_lower_case,
+        version_2_with_negative=args.version_2_with_negative,
+        null_score_diff_threshold=args.null_score_diff_threshold,
+        max_seq_length=args.max_seq_length,
+        doc_stride=args.doc_stride,
+        max_query_length=args.max_query_length,
+        n_best_size=args.n_best_size,
+        max_answer_length=args.max_answer_length,
+        eval_all_checkpoints=args.eval_all_checkpoints,
+    )
+
+
+def _data_path(data_dir: Optional[str], name: Optional[str]) -> Optional[str]:
+    """HF's rule: a file name is read from --data_dir when one is given."""
+    if not name:
+        return None
+    return str(Path(data_dir) / name) if data_dir else name
+
+
+def prepare(config: SquadConfig):
+    """Every input read and checked, before torch loads."""
+    for flag, path, needed in (
+        ("train_file", config.train_file, config.do_train),
+        ("predict_file", config.predict_file, config.do_eval),
+    ):
+        if needed and not path:
+            raise FinetuneFlagError(
+                f"--{flag} is required (datasets are not downloaded at run time)"
+            )
+        if needed and not Path(path).is_file():
+            raise FinetuneFlagError(f"--{flag}={path}: no such file")
+    validate_lengths(config.max_seq_length, config.doc_stride, config.max_query_length)
+    files = locate_model(config)
+    if config.max_seq_length > files.model_config.max_position_embeddings:
+        raise FinetuneFlagError(
+            f"--max_seq_length={config.max_seq_length} is longer than the model's "
+            f"max_position_embeddings ({files.model_config.max_position_embeddings})"
+        )
+    tokenizer = load_tokenizer(files, config.do_lower_case)
+
+    def features(path, is_training):
+        examples = read_squad_examples(
+            path, is_training=is_training, version_2_with_negative=config.version_2_with_negative
+        )
+        return examples, convert_examples_to_features(
+            examples,
+            tokenizer,
+            max_seq_length=config.max_seq_length,
+            doc_stride=config.doc_stride,
+            max_query_length=config.max_query_length,
+            is_training=is_training,
+        )
+
+    train = features(config.train_file, True) if config.do_train else None
+    dev = features(config.predict_file, False) if config.do_eval else None
+    return files, train, dev
+
+
+def model_inputs(features, with_answers: bool) -> dict:
+    import numpy as np
+
+    arrays = {
+        "input_ids": features.input_ids,
+        "attention_mask": features.input_mask,
+        "token_type_ids": features.segment_ids,
+    }
+    if with_answers:
+        arrays["start_positions"] = features.start_positions
+        arrays["end_positions"] = features.end_positions
+    return {name: np.asarray(values, dtype=np.int64) for name, values in arrays.items()}
+
+
+def main(argv=None) -> None:
+    config = parse_flags(argv)
+    files, train, dev = prepare(config)
+
+    import modeling
+
+    from bertfam.runlog import RunLog
+    from bertfam.torch.checkpoint import load_pretrained
+    from bertfam.torch.finetune import SavedModel, Trainer, plot_training, start_run
+
+    run = start_run(config)
+    model = modeling.BertForQuestionAnswering(files.model_config)
+    load_pretrained(model, files.folder, fresh_prefixes=("qa_outputs.",))
+    saved = SavedModel(
+        files.model_config, str(files.vocab_file), "BertForQuestionAnswering",
+        do_lower_case=config.do_lower_case,
+    )  # fmt: skip
+
+    def loss(network, batch):
+        start, end = network(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        return modeling.span_loss(start, end, batch["start_positions"], batch["end_positions"])
+
+    trainer = Trainer(run, model, loss, saved)
+    run_log = RunLog(config.output_dir, enabled=run.is_main)
+    with run_log:
+        step = 0
+        if config.do_train:
+            resume = files.folder if files.resume_step is not None else None
+            step = trainer.train(model_inputs(train[1], True), run_log, resume_from=resume)
+            trainer.save_final()
+        if config.do_eval and run.is_main:
+            scores = evaluate(trainer, modeling, config, dev, Path(config.output_dir))
+            run_log.log(step, **{f"eval_{k}": v for k, v in scores.items()})
+            if config.eval_all_checkpoints:
+                evaluate_checkpoints(trainer, modeling, config, dev)
+            print(json.dumps(official_scores(scores, config)), flush=True)
+        run.barrier()
+    plot_training(run, run_log)
+
+
+def evaluate(trainer, modeling, config: SquadConfig, dev, output_dir: Path) -> dict:
+    """Predict the dev set, write HF's prediction files, and score them (HF's keys)."""
+    from bertfam.atomic import write_json, write_text
+    from bertfam.squad.evaluate import evaluate_v2, read_dataset
+    from bertfam.squad.postprocess import postprocess_predictions
+
+    examples, features = dev
+
+    def forward(network, batch):
+        return network(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+
+    start, end = trainer.predict(model_inputs(features, False), forward)
+    predictions = postprocess_predictions(
+        examples,
+        features,
+        start,
+        end,
+        n_best_size=config.n_best_size,
+        max_answer_length=config.max_answer_length,
+        version_2_with_negative=config.version_2_with_negative,
+        null_score_diff_threshold=config.null_score_diff_threshold,
+    )
+    write_json(output_dir / f"predictions_{PREFIX}.json", predictions.answers)
+    write_json(output_dir / f"nbest_predictions_{PREFIX}.json", predictions.nbest)
+    if predictions.null_odds is not None:
+        write_json(output_dir / f"null_odds_{PREFIX}.json", predictions.null_odds)
+    _, articles = read_dataset(config.predict_file)
+    scores = evaluate_v2(articles, predictions.answers, source=config.predict_file)
+    log.info("Results: %s", scores)
+    write_text(output_dir / "eval_results.txt", "".join(f"{k} = {v}\n" for k, v in scores.items()))
+    return scores
+
+
+def evaluate_checkpoints(trainer, modeling, config: SquadConfig, dev) -> None:
+    """--eval_all_checkpoints: each checkpoint-N scored into its own folder."""
+    from bertfam.torch.checkpoint import load_pretrained
+    from bertfam.torch.finetune import checkpoint_folders
+
+    for folder in checkpoint_folders(Path(config.output_dir)):
+        load_pretrained(trainer.model, folder)
+        scores = evaluate(trainer, modeling, config, dev, folder)
+        log.info("%s: %s", folder.name, scores)
+
+
+def official_scores(scores: dict, config: SquadConfig) -> dict:
+    """What the official evaluate script prints: v1.1's {exact_match, f1}; v2.0's dict."""
+    if config.version_2_with_negative:
+        return scores
+    from bertfam.squad.evaluate import evaluate_v1, read_dataset, read_predictions
+
+    _, articles = read_dataset(config.predict_file)
+    answers = read_predictions(str(Path(config.output_dir) / f"predictions_{PREFIX}.json"))
+    return evaluate_v1(articles, answers, source=config.predict_file)
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)()

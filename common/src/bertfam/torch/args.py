@@ -1,0 +1,301 @@
+"""HuggingFace v3.0.2's fine-tuning command line, with Habana's additions, parsed once.
+
+`run_squad.py` and `run_glue.py` take the flags users know from HF's examples
+(``--model_name_or_path --do_train --per_gpu_train_batch_size --learning_rate
+--num_train_epochs --max_steps --save_steps --logging_steps --output_dir ...``) and from
+Habana's fork (``--use_habana --use_jit_trace --use_lazy_mode --hmp --hmp_bf16 --hmp_fp32
+--use_fused_adam --use_fused_clip_norm``). `add_finetune_flags` defines the flags the two
+scripts share; `finetune_config` turns the parsed namespace into a frozen
+`FinetuneConfig`, checking every combination. Nothing here imports torch, so a bad flag
+costs a second and prints one line before the framework loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Type, TypeVar
+
+from bertfam.errors import UserError, report_and_exit
+from bertfam.precision import read_op_list
+
+MODES = ("eager", "graph", "lazy")
+C = TypeVar("C", bound="FinetuneConfig")
+
+
+class FinetuneFlagError(UserError):
+    """Flags that cannot work together, or input files that are not there."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        report_and_exit(UserError(message), self.prog)
+
+
+def switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    parser.add_argument(flag, action="store_true", help=help_text)
+
+
+def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags run_squad.py and run_glue.py share (HF v3.0.2 names and defaults)."""
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--model_name_or_path",
+        required=True,
+        help="A HuggingFace BERT folder, a hub id in --cache_dir, or a "
+        "checkpoint-N folder of an earlier run (which resumes it)",
+    )
+    model.add_argument("--config_name", default="", help="config.json, if not the model's")
+    model.add_argument(
+        "--tokenizer_name",
+        default="",
+        help="Folder (or vocab.txt) of the vocabulary, if not the model's",
+    )
+    model.add_argument(
+        "--cache_dir",
+        default="",
+        help="Where downloaded hub models are (hub ids are looked up here)",
+    )
+    model.add_argument("--output_dir", required=True, help="Checkpoints, model and results")
+    switch(model, "--overwrite_output_dir", "Train into a non-empty --output_dir")
+
+    train = parser.add_argument_group("training")
+    switch(train, "--do_train", "Fine-tune")
+    switch(train, "--do_eval", "Evaluate on the dev set")
+    switch(train, "--evaluate_during_training", "Evaluate at every logging step")
+    train.add_argument("--per_device_train_batch_size", type=int, default=8)
+    train.add_argument("--per_device_eval_batch_size", type=int, default=8)
+    train.add_argument(
+        "--per_gpu_train_batch_size",
+        type=int,
+        default=None,
+        help="HF's older name for --per_device_train_batch_size; wins if given",
+    )
+    train.add_argument(
+        "--per_gpu_eval_batch_size",
+        type=int,
+        default=None,
+        help="HF's older name for --per_device_eval_batch_size; wins if given",
+    )
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--learning_rate", type=float, default=5e-5)
+    train.add_argument("--weight_decay", type=float, default=0.0)
+    train.add_argument("--adam_epsilon", type=float, default=1e-8)
+    train.add_argument("--max_grad_norm", type=float, default=1.0)
+    train.add_argument("--num_train_epochs", type=float, default=3.0)
+    train.add_argument(
+        "--max_steps",
+        type=int,
+        default=-1,
+        help="Total updates; overrides --num_train_epochs when > 0",
+    )
+    train.add_argument(
+        "--warmup_steps", type=int, default=0, help="Linear warm-up updates, then linear decay to 0"
+    )
+    train.add_argument("--logging_steps", type=int, default=500)
+    switch(train, "--logging_first_step", "Log the first update too")
+    train.add_argument(
+        "--save_steps",
+        type=int,
+        default=500,
+        help="Save checkpoint-N/ every N updates (0: only the final model)",
+    )
+    train.add_argument(
+        "--save_total_limit",
+        type=int,
+        default=None,
+        help="Keep at most this many checkpoint-N folders",
+    )
+    train.add_argument("--seed", type=int, default=42)
+
+    device = parser.add_argument_group("device, precision and processes")
+    switch(device, "--no_cuda", "Run on the CPU even when a GPU is there")
+    switch(device, "--use_habana", "Run on Habana Gaudi (HPU)")
+    switch(
+        device,
+        "--use_jit_trace",
+        "Graph mode: compile the training step (torch.compile replaces upstream's trace)",
+    )
+    switch(device, "--use_lazy_mode", "Habana lazy mode (Gaudi only)")
+    switch(device, "--hmp", "bf16 mixed precision from the op lists below")
+    device.add_argument("--hmp_bf16", default="", help="Ops computed in bf16, one a line")
+    device.add_argument("--hmp_fp32", default="", help="Ops kept in fp32, one a line")
+    device.add_argument("--hmp_opt_level", default="O1", choices=("O1", "O2"))
+    switch(device, "--hmp_verbose", "Habana HMP: log every cast (Gaudi only)")
+    switch(device, "--use_fused_adam", "The fused AdamW kernel (torch's, or Habana's on Gaudi)")
+    switch(
+        device,
+        "--use_fused_clip_norm",
+        "Clip all gradients in one fused call (foreach, or Habana's on Gaudi)",
+    )
+    device.add_argument(
+        "--local_rank",
+        "--local-rank",
+        type=int,
+        default=-1,
+        help="Set by torch.distributed.launch; the launcher's environment is what counts",
+    )
+    switch(device, "--fp16", "Apex fp16 (not supported: use --hmp)")
+    device.add_argument("--fp16_opt_level", default="O1", help="Apex level (with --fp16)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig:
+    """What both fine-tuning scripts run with; built once by `finetune_config`."""
+
+    model_name_or_path: str
+    output_dir: str
+    config_name: str = ""
+    tokenizer_name: str = ""
+    cache_dir: str = ""
+    overwrite_output_dir: bool = False
+    do_train: bool = False
+    do_eval: bool = False
+    evaluate_during_training: bool = False
+    train_batch_size: int = 8  # per device
+    eval_batch_size: int = 8  # per device
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    warmup_steps: int = 0
+    logging_steps: int = 500
+    logging_first_step: bool = False
+    save_steps: int = 500
+    save_total_limit: Optional[int] = None
+    seed: int = 42
+    drop_last: bool = False  # the train loader's last partial batch
+    device: str = "auto"  # auto, hpu or cpu
+    mode: str = "eager"  # eager, graph or lazy
+    hmp: bool = False
+    hmp_bf16: str = ""
+    hmp_fp32: str = ""
+    hmp_opt_level: str = "O1"
+    hmp_verbose: bool = False
+    use_fused_adam: bool = False
+    use_fused_clip_norm: bool = False
+
+    def total_updates(self, updates_per_epoch: int) -> int:
+        """--max_steps, else HF's int(updates per epoch * epochs)."""
+        if self.max_steps > 0:
+            return self.max_steps
+        return int(updates_per_epoch * self.num_train_epochs)
+
+
+def habana_installed() -> bool:
+    """Whether habana_frameworks can load (found without importing it, or torch)."""
+    try:
+        return importlib.util.find_spec("habana_frameworks") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def finetune_config(
+    args: argparse.Namespace,
+    config_class: Type[C],
+    default_bf16_ops: str,
+    default_fp32_ops: str,
+    **task_fields,
+) -> C:
+    """The parsed flags as a checked `config_class` (a `FinetuneConfig` with the task's
+    fields, given as `task_fields`); `default_*_ops` are the folder's op lists."""
+    if args.fp16:
+        raise FinetuneFlagError(
+            "--fp16 (Apex) is not supported: use --hmp for bf16 mixed precision"
+        )
+    mode = "lazy" if args.use_lazy_mode else "graph" if args.use_jit_trace else "eager"
+    if args.use_lazy_mode and args.use_jit_trace:
+        raise FinetuneFlagError("--use_lazy_mode and --use_jit_trace are two modes: pick one")
+    device = "hpu" if args.use_habana else "cpu" if args.no_cuda else "auto"
+    config = config_class(
+        model_name_or_path=args.model_name_or_path,
+        output_dir=args.output_dir,
+        config_name=args.config_name,
+        tokenizer_name=args.tokenizer_name,
+        cache_dir=args.cache_dir,
+        overwrite_output_dir=args.overwrite_output_dir,
+        do_train=args.do_train,
+        do_eval=args.do_eval,
+        evaluate_during_training=args.evaluate_during_training,
+        train_batch_size=args.per_gpu_train_batch_size or args.per_device_train_batch_size,
+        eval_batch_size=args.per_gpu_eval_batch_size or args.per_device_eval_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        adam_epsilon=args.adam_epsilon,
+        max_grad_norm=args.max_grad_norm,
+        num_train_epochs=args.num_train_epochs,
+        max_steps=args.max_steps,
+        warmup_steps=args.warmup_steps,
+        logging_steps=args.logging_steps,
+        logging_first_step=args.logging_first_step,
+        save_steps=args.save_steps,
+        save_total_limit=args.save_total_limit,
+        seed=args.seed,
+        device=device,
+        mode=mode,
+        hmp=args.hmp,
+        hmp_bf16=args.hmp_bf16 or (default_bf16_ops if args.hmp else ""),
+        hmp_fp32=args.hmp_fp32 or (default_fp32_ops if args.hmp else ""),
+        hmp_opt_level=args.hmp_opt_level,
+        hmp_verbose=args.hmp_verbose,
+        use_fused_adam=args.use_fused_adam,
+        use_fused_clip_norm=args.use_fused_clip_norm,
+        **task_fields,
+    )
+    check(config)
+    return config
+
+
+def check(config: FinetuneConfig) -> None:
+    """Every combination that cannot work, as one line."""
+    if not (config.do_train or config.do_eval):
+        raise FinetuneFlagError("nothing to do: give --do_train and/or --do_eval")
+    for flag, value in (
+        ("per_device_train_batch_size", config.train_batch_size),
+        ("per_device_eval_batch_size", config.eval_batch_size),
+        ("gradient_accumulation_steps", config.gradient_accumulation_steps),
+        ("logging_steps", config.logging_steps),
+    ):
+        if value < 1:
+            raise FinetuneFlagError(f"--{flag} must be at least 1 (got {value})")
+    if config.save_steps < 0 or config.warmup_steps < 0:
+        raise FinetuneFlagError("--save_steps and --warmup_steps cannot be negative")
+    if config.max_steps <= 0 and config.num_train_epochs <= 0 and config.do_train:
+        raise FinetuneFlagError("--num_train_epochs must be positive (or give --max_steps)")
+    on_gaudi_possible = habana_installed()
+    if config.device == "hpu" and not on_gaudi_possible:
+        raise FinetuneFlagError(
+            "--use_habana (device hpu) needs Habana Gaudi and habana_frameworks, which this "
+            "machine does not have: leave it out to run on the GPU or CPU"
+        )
+    if config.mode == "lazy" and not (on_gaudi_possible and config.device != "cpu"):
+        raise FinetuneFlagError(
+            "--use_lazy_mode (--mode lazy) is Habana's lazy graph mode and runs on Gaudi "
+            "only: use --mode eager, or --mode graph (torch.compile), on this machine"
+        )
+    if config.hmp_verbose and not on_gaudi_possible:
+        raise FinetuneFlagError("--hmp_verbose is Habana HMP's cast log (Gaudi only)")
+    if config.hmp:
+        read_op_list(config.hmp_bf16)
+        read_op_list(config.hmp_fp32)
+    elif config.hmp_bf16 or config.hmp_fp32:
+        raise FinetuneFlagError("--hmp_bf16 / --hmp_fp32 take effect with --hmp: add it")
+    output = Path(config.output_dir)
+    if (
+        config.do_train
+        and output.is_dir()
+        and any(output.iterdir())
+        and not config.overwrite_output_dir
+    ):
+        raise FinetuneFlagError(
+            f"output directory ({output}) already exists and is not empty: use "
+            "--overwrite_output_dir to train into it"
+        )

@@ -1,0 +1,499 @@
+"""The fine-tuning loop both PyTorch scripts share: device, mode, precision, processes.
+
+`start_run(config)` puts the process on its device (Gaudi when ``habana_frameworks``
+loads, else a CUDA GPU, else the CPU), joins the launcher's process group and seeds
+everything. `Trainer` then runs HF v3.0.2's loop: AdamW over two parameter groups (no
+weight decay on biases and LayerNorm weights), linear warm-up then linear decay,
+gradient accumulation, clipping, a ``checkpoint-<step>/`` folder every ``--save_steps``
+(resumable: optimizer, scheduler and RNG state included), JSON-lines metrics, TensorBoard
+and a progress bar. A script supplies the model, its loss on a batch and the arrays.
+
+Modes: eager as is; graph compiles the forward and loss with `torch.compile` (upstream
+traced them with TorchScript, which modern PyTorch replaces); lazy is Habana's lazy
+graph mode, with `mark_step` after the backward pass and after the optimizer step where
+upstream placed it. bf16 follows the op lists (`--hmp --hmp_bf16 --hmp_fp32`): Habana's
+HMP on Gaudi, `bertfam.torch.hmp.OpListPrecision` elsewhere, entered inside the compiled
+region in graph mode (entered around it, Inductor miscompiles dropout under the casts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from bertfam.atomic import atomic_directory, write_json
+from bertfam.bert_config import BertConfig
+from bertfam.devices import choose_device
+from bertfam.errors import UserError
+from bertfam.launch import LaunchEnv, detect_launch_env
+from bertfam.plot_metrics import plot_metrics
+from bertfam.runlog import RunLog, Throughput, progress, read_metrics
+from bertfam.torch.args import FinetuneConfig
+from bertfam.torch.checkpoint import write_pretrained
+from bertfam.torch.distributed import init_distributed
+from bertfam.torch.hmp import OpListPrecision
+from bertfam.torch.model_files import (
+    CHECKPOINT_PREFIX,
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    STATE_FILE,
+    resumable_step,
+)
+
+log = logging.getLogger(__name__)
+
+Batch = Dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+RNG_FILE = "rng_state.pth"
+TRAINING_ARGS_FILE = "training_args.bin"
+NO_DECAY = ("bias", "LayerNorm.weight")  # HF v3.0.2's weight-decay exclusions
+
+
+class TrainingError(UserError):
+    """Data or settings that cannot train."""
+
+
+@dataclass
+class Run:
+    """A started process: where it runs, who it is among the workers, how it computes."""
+
+    config: FinetuneConfig
+    device: torch.device
+    kind: str  # hpu, gpu or cpu
+    launch: LaunchEnv
+    habana_hmp: Optional[object] = None  # habana_frameworks' hmp module, when it casts
+    op_lists: Optional[OpListPrecision] = None  # the casts elsewhere
+
+    @property
+    def is_main(self) -> bool:
+        return self.launch.is_main_process
+
+    @property
+    def world_size(self) -> int:
+        return self.launch.world_size
+
+    def precision(self) -> contextlib.AbstractContextManager:
+        """Where the forward pass and loss run: op-list casts, or nothing to add."""
+        return self.op_lists if self.op_lists is not None else contextlib.nullcontext()
+
+    def mark_step(self) -> None:
+        """Cut the lazy graph here (Habana lazy mode only)."""
+        if self.config.mode == "lazy":
+            import habana_frameworks.torch.core as htcore
+
+            htcore.mark_step()
+
+    def barrier(self) -> None:
+        if dist.is_initialized():
+            dist.barrier()
+
+
+def _habana_environment(mode: str) -> None:
+    """Habana's switches, before habana_frameworks loads (upstream-surface.md §6.5)."""
+    os.environ.setdefault("PT_HPU_LAZY_MODE", "1" if mode == "lazy" else "0")
+    if mode == "lazy":
+        os.environ.setdefault("PT_HPU_LOWER_AS_STRIDED", "1")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def start_run(config: FinetuneConfig) -> Run:
+    launch = detect_launch_env()
+    if config.device in ("hpu", "auto"):
+        _habana_environment(config.mode)
+    chosen = choose_device("pytorch", config.device)
+    if config.mode == "lazy" and chosen.kind != "hpu":
+        raise TrainingError("--use_lazy_mode runs on Gaudi only: use --mode eager or graph")
+    if chosen.kind == "hpu":
+        import habana_frameworks.torch.core  # noqa: F401  (registers the "hpu" device)
+    init_distributed(chosen.kind, launch)
+    device = torch.device(chosen.torch_name(launch.local_rank))
+    seed_everything(config.seed)
+    run = Run(config, device, chosen.kind, launch)
+    if config.hmp and chosen.kind == "hpu":
+        from habana_frameworks.torch.hpex import hmp
+
+        hmp.convert(
+            opt_level=config.hmp_opt_level,
+            bf16_file_path=config.hmp_bf16,
+            fp32_file_path=config.hmp_fp32,
+            isVerbose=config.hmp_verbose,
+        )
+        run.habana_hmp = hmp
+    elif config.hmp:
+        run.op_lists = OpListPrecision.from_files(config.hmp_bf16, config.hmp_fp32)
+    if run.is_main:
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+    log.info(
+        "device %s, mode %s, %s, %d process(es)",
+        device, config.mode, "bf16 op lists" if config.hmp else "fp32", launch.world_size,
+    )  # fmt: skip
+    return run
+
+
+# -- batches -----------------------------------------------------------------------------
+
+
+def epoch_batches(
+    num_examples: int, per_worker: int, run: Run, epoch: int, drop_last: bool
+) -> List[np.ndarray]:
+    """This worker's example indices for each batch of one epoch.
+
+    Every worker draws the same permutation (seed + epoch) and cuts it into global
+    batches of `per_worker * world_size`; worker r keeps rows r*B..(r+1)*B of each. So N
+    workers together see exactly the batches one process sees at N times the batch,
+    which is why they train alike; and a resumed run draws the same order again. With
+    several workers a last partial global batch is dropped (it cannot split evenly).
+    """
+    order = np.random.default_rng(run.config.seed + epoch).permutation(num_examples)
+    world, rank = run.world_size, run.launch.rank
+    global_batch = per_worker * world
+    batches = []
+    for start in range(0, num_examples, global_batch):
+        rows = order[start : start + global_batch]
+        if len(rows) < global_batch and (drop_last or world > 1):
+            break
+        batches.append(rows[rank * per_worker : (rank + 1) * per_worker])
+    return batches
+
+
+def to_device(arrays: Dict[str, np.ndarray], rows: np.ndarray, device: torch.device) -> Batch:
+    return {
+        name: torch.from_numpy(np.ascontiguousarray(values[rows])).to(device, non_blocking=True)
+        for name, values in arrays.items()
+    }
+
+
+# -- optimizer ---------------------------------------------------------------------------
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> List[dict]:
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if any(part in name for part in NO_DECAY) else decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(model: nn.Module, run: Run) -> torch.optim.Optimizer:
+    """AdamW; with --use_fused_adam, the fused kernel (Habana's FusedAdamW on Gaudi)."""
+    config = run.config
+    groups = parameter_groups(model, config.weight_decay)
+    if config.use_fused_adam and run.kind == "hpu":
+        from habana_frameworks.torch.hpex.optimizers import FusedAdamW
+
+        return FusedAdamW(groups, lr=config.learning_rate, eps=config.adam_epsilon)
+    return torch.optim.AdamW(
+        groups,
+        lr=config.learning_rate,
+        eps=config.adam_epsilon,
+        fused=True if config.use_fused_adam else None,
+        foreach=None if config.use_fused_adam else False,
+    )
+
+
+def linear_schedule(optimizer, warmup_steps: int, total_steps: int):
+    """HF's get_linear_schedule_with_warmup: 0 -> lr over warm-up, then down to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_clipper(parameters: List[nn.Parameter], run: Run) -> Callable[[], None]:
+    max_norm = run.config.max_grad_norm
+    if run.config.use_fused_clip_norm and run.kind == "hpu":
+        from habana_frameworks.torch.hpex.normalization import FusedClipNorm
+
+        fused = FusedClipNorm(parameters, max_norm)
+        return lambda: fused.clip_norm(parameters)
+    foreach = run.config.use_fused_clip_norm
+    return lambda: nn.utils.clip_grad_norm_(parameters, max_norm, foreach=foreach)
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What a saved folder needs besides the weights: the config, vocab and architecture."""
+
+    config: BertConfig
+    vocab_file: str
+    architecture: str
+    extra_config: Optional[dict] = None
+    do_lower_case: bool = True
+
+
+def write_model_folder(model: nn.Module, saved: SavedModel, folder: Path, run: Run) -> None:
+    """config.json, pytorch_model.bin, vocab.txt, tokenizer files and training_args.bin."""
+    write_pretrained(
+        model, saved.config, folder, saved.vocab_file, saved.architecture, saved.extra_config
+    )
+    write_json(folder / "tokenizer_config.json", {"do_lower_case": saved.do_lower_case})
+    write_json(
+        folder / "special_tokens_map.json",
+        {
+            "unk_token": "[UNK]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "cls_token": "[CLS]",
+            "mask_token": "[MASK]",
+        },
+    )
+    torch.save(asdict(run.config), folder / TRAINING_ARGS_FILE)
+
+
+def checkpoint_folders(output_dir: Path) -> List[Path]:
+    """checkpoint-N folders, oldest first."""
+    found = []
+    for path in output_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        suffix = path.name[len(CHECKPOINT_PREFIX) :]
+        if path.is_dir() and suffix.isdigit():
+            found.append((int(suffix), path))
+    return [path for _, path in sorted(found)]
+
+
+# -- the loop ----------------------------------------------------------------------------
+
+
+class Trainer:
+    def __init__(self, run: Run, model: nn.Module, loss_fn: LossFn, saved: SavedModel):
+        self.run = run
+        self.config = run.config
+        self.model = model.to(run.device)
+        self.saved = saved
+        self.wrapped: nn.Module = self.model
+        if run.world_size > 1:
+            device_ids = [run.device.index] if run.kind == "gpu" else None
+            self.wrapped = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=device_ids, bucket_cap_mb=230
+            )
+        self._loss = self._loss_step(loss_fn)
+        self.epoch = 0.0  # epochs trained, as HF's Trainer reports it
+
+    def _loss_step(self, loss_fn: LossFn) -> Callable[[Batch], torch.Tensor]:
+        def forward_and_loss(batch: Batch) -> torch.Tensor:
+            with self.run.precision():
+                return loss_fn(self.wrapped, batch).float()
+
+        if self.config.mode != "graph":
+            return forward_and_loss
+        backend = "hpu_backend" if self.run.kind == "hpu" else "inductor"
+        return torch.compile(forward_and_loss, backend=backend)
+
+    def train(
+        self,
+        arrays: Dict[str, np.ndarray],
+        run_log: RunLog,
+        resume_from: Optional[Path] = None,
+        evaluate: Optional[Callable[[], Dict[str, float]]] = None,
+    ) -> int:
+        """Train on `arrays` (name -> [N, ...]); returns the number of updates made."""
+        config, run = self.config, self.run
+        num_examples = len(next(iter(arrays.values())))
+        per_epoch = len(
+            epoch_batches(num_examples, config.train_batch_size, run, 0, config.drop_last)
+        )
+        updates_per_epoch = per_epoch // config.gradient_accumulation_steps
+        if updates_per_epoch < 1:
+            raise TrainingError(
+                f"{num_examples} training examples give no full update at "
+                f"{config.train_batch_size} a batch x {config.gradient_accumulation_steps} "
+                f"accumulation x {run.world_size} process(es): use smaller batches"
+            )
+        total = config.total_updates(updates_per_epoch)
+        optimizer = make_optimizer(self.model, run)
+        scheduler = linear_schedule(optimizer, config.warmup_steps, total)
+        clip = make_clipper([p for p in self.model.parameters() if p.requires_grad], run)
+        step = 0
+        if resume_from is not None:
+            step = self._restore(resume_from, optimizer, scheduler)
+        log.info(
+            "%d examples, %d updates of %d x %d x %d sequences (batch x accumulation x "
+            "processes), warm-up %d",
+            num_examples, total, config.train_batch_size, config.gradient_accumulation_steps,
+            run.world_size, config.warmup_steps,
+        )  # fmt: skip
+        self.wrapped.train()
+        throughput = Throughput()
+        interval_loss = torch.zeros((), device=run.device)
+        bar = progress(total=total, initial=step, desc="train", unit="update", enabled=run.is_main)
+        while step < total:
+            epoch, position = divmod(step, updates_per_epoch)
+            batches = epoch_batches(
+                num_examples, config.train_batch_size, run, epoch, config.drop_last
+            )
+            for micro in self._updates(batches, position):
+                interval_loss += self._update(micro, arrays, optimizer, scheduler, clip)
+                step += 1
+                bar.update(1)
+                if step % config.logging_steps == 0 or (step == 1 and config.logging_first_step):
+                    count = config.logging_steps if step % config.logging_steps == 0 else 1
+                    record = run_log.log(
+                        step,
+                        loss=interval_loss.item() / count,
+                        learning_rate=scheduler.get_last_lr()[0],
+                        epoch=step / updates_per_epoch,
+                        sequences_per_second=throughput.tick(
+                            count * len(micro[0]) * len(micro) * run.world_size
+                        ),
+                    )
+                    interval_loss.zero_()
+                    bar.set_postfix(loss=f"{record['loss']:.4f}")
+                    if evaluate is not None and config.evaluate_during_training:
+                        run_log.log(step, **evaluate())
+                        self.wrapped.train()
+                if config.save_steps and step % config.save_steps == 0:
+                    self.save_checkpoint(step, optimizer, scheduler)
+                if step >= total:
+                    break
+        bar.close()
+        self.epoch = step / updates_per_epoch
+        return step
+
+    def _updates(self, batches: List[np.ndarray], skip: int) -> Iterator[List[np.ndarray]]:
+        """Groups of `gradient_accumulation_steps` batches, after the first `skip` groups."""
+        accumulation = self.config.gradient_accumulation_steps
+        for start in range(skip * accumulation, len(batches) - accumulation + 1, accumulation):
+            yield batches[start : start + accumulation]
+
+    def _update(self, micro_batches, arrays, optimizer, scheduler, clip) -> torch.Tensor:
+        """One optimizer update over the micro-batches; returns its (mean) loss."""
+        total = torch.zeros((), device=self.run.device)
+        for index, rows in enumerate(micro_batches):
+            batch = to_device(arrays, rows, self.run.device)
+            last = index == len(micro_batches) - 1
+            sync = (
+                contextlib.nullcontext()
+                if last or self.wrapped is self.model
+                else self.wrapped.no_sync()
+            )
+            with sync:
+                loss = self._loss(batch) / len(micro_batches)
+                loss.backward()
+            self.run.mark_step()
+            total += loss.detach()
+        clip()
+        if self.run.habana_hmp is not None:
+            with self.run.habana_hmp.disable_casts():
+                optimizer.step()
+        else:
+            optimizer.step()
+        self.run.mark_step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def save_checkpoint(self, step: int, optimizer, scheduler) -> Optional[Path]:
+        """checkpoint-<step>/ (rank 0), whole or not at all; older ones past the limit go."""
+        run = self.run
+        folder = Path(self.config.output_dir) / f"{CHECKPOINT_PREFIX}{step}"
+        if run.is_main:
+            with atomic_directory(folder) as tmp:
+                write_model_folder(self.model, self.saved, tmp, run)
+                torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+                torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
+                torch.save(_rng_state(), tmp / RNG_FILE)
+                write_json(tmp / STATE_FILE, {"global_step": step})
+            log.info("Saved %s", folder)
+            self._prune_checkpoints()
+        run.barrier()
+        return folder
+
+    def _prune_checkpoints(self) -> None:
+        limit = self.config.save_total_limit
+        if limit is None or limit < 1:
+            return
+        folders = checkpoint_folders(Path(self.config.output_dir))
+        for old in folders[: max(0, len(folders) - limit)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _restore(self, folder: Path, optimizer, scheduler) -> int:
+        step = resumable_step(folder)
+        assert step is not None, folder
+        device = self.run.device
+        optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location=device))
+        scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
+        if (folder / RNG_FILE).is_file():
+            _set_rng_state(torch.load(folder / RNG_FILE, weights_only=False))
+        log.info("Resuming from %s at update %d", folder, step)
+        return step
+
+    def save_final(self) -> None:
+        """The trained model in --output_dir, as HF's save_pretrained leaves it (rank 0)."""
+        if self.run.is_main:
+            output = Path(self.config.output_dir)
+            write_model_folder(self.model, self.saved, output, self.run)
+            log.info("Saved the model to %s", output)
+        self.run.barrier()
+
+    @torch.no_grad()
+    def predict(
+        self, arrays: Dict[str, np.ndarray], forward: Callable[[nn.Module, Batch], tuple]
+    ) -> List[np.ndarray]:
+        """`forward`'s outputs over every row of `arrays`, in order, as float32 arrays."""
+        self.model.eval()
+        num_examples = len(next(iter(arrays.values())))
+        size = self.config.eval_batch_size
+        outputs: List[List[np.ndarray]] = []
+        rows = np.arange(num_examples)
+        bar = progress(
+            total=num_examples, desc="evaluate", unit="example", enabled=self.run.is_main
+        )
+        for start in range(0, num_examples, size):
+            batch = to_device(arrays, rows[start : start + size], self.run.device)
+            with self.run.precision():
+                results = forward(self.model, batch)
+            self.run.mark_step()
+            for index, result in enumerate(results):
+                if len(outputs) <= index:
+                    outputs.append([])
+                outputs[index].append(result.float().cpu().numpy())
+            bar.update(len(batch[next(iter(batch))]))
+        bar.close()
+        return [np.concatenate(parts) for parts in outputs]
+
+
+def _rng_state() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def plot_training(run: Run, run_log: RunLog) -> None:
+    """metrics.png beside metrics.jsonl, when anything was logged (rank 0)."""
+    if run.is_main and getattr(run_log, "metrics_path", None):
+        records = read_metrics(run_log.metrics_path)
+        if any("loss" in record for record in records):
+            plot_metrics(records, Path(run.config.output_dir) / "metrics.png")
