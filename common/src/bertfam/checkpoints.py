@@ -114,8 +114,8 @@ def resolve_pretrained(name_or_path: str, cache_dir: Optional[Union[str, Path]] 
     """A local folder, or a hub id (``bert-base-uncased``) already downloaded into
     `cache_dir`, the current directory or the HuggingFace cache. Nothing is fetched: a
     model that is nowhere here is one error saying what to download and where to put it."""
-    if Path(name_or_path).exists():
-        return find_hf_folder(name_or_path)
+    if Path(name_or_path).exists() or name_or_path.startswith(("/", ".", "~")):
+        return find_hf_folder(Path(name_or_path).expanduser())  # a path: no hub lookup
     roots = [Path(cache_dir)] if cache_dir else []
     roots.append(Path.cwd())
     hub_home = (

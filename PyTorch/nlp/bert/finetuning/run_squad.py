@@ -174,11 +174,18 @@ def main(argv=None) -> None:
 
     from bertfam.runlog import RunLog
     from bertfam.torch.checkpoint import load_pretrained
-    from bertfam.torch.finetune import SavedModel, Trainer, plot_training, start_run
+    from bertfam.torch.finetune import (
+        SavedModel,
+        Trainer,
+        plot_training,
+        seed_everything,
+        start_run,
+    )
 
-    run = start_run(config)
+    seed_everything(config.seed)  # the new head's initial weights too, as HF's set_seed
     model = modeling.BertForQuestionAnswering(files.model_config)
     load_pretrained(model, files.folder, fresh_prefixes=("qa_outputs.",))
+    run = start_run(config)  # after the weights load: a mismatch costs no device set-up
     saved = SavedModel(
         files.model_config, str(files.vocab_file), "BertForQuestionAnswering",
         do_lower_case=config.do_lower_case,

@@ -1,40 +1,17 @@
 """torch.distributed from real launchers (torchrun, Open MPI's mpirun) on CPUs with gloo:
 both ranks end with identical weights, equal to one process with twice the batch."""
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from finetuning_fixtures import clean_env, free_port
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env(**extra):
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMI_", "PMIX_"))}
-    for name in (
-        "RANK",
-        "WORLD_SIZE",
-        "LOCAL_RANK",
-        "LOCAL_WORLD_SIZE",
-        "MASTER_ADDR",
-        "MASTER_PORT",
-    ):
-        keep.pop(name, None)
-    keep["PATH"] = f"{BIN}{os.pathsep}{keep.get('PATH', '')}"
-    keep.update(extra)
-    return keep
 
 
 def single_process(tmp_path):

@@ -347,7 +347,7 @@ class Trainer:
                 num_examples, config.train_batch_size, run, epoch, config.drop_last
             )
             for micro in self._updates(batches, position):
-                interval_loss += self._update(micro, arrays, optimizer, scheduler, clip)
+                interval_loss += self.update(micro, arrays, optimizer, scheduler, clip)
                 step += 1
                 bar.update(1)
                 if step % config.logging_steps == 0 or (step == 1 and config.logging_first_step):
@@ -380,7 +380,7 @@ class Trainer:
         for start in range(skip * accumulation, len(batches) - accumulation + 1, accumulation):
             yield batches[start : start + accumulation]
 
-    def _update(self, micro_batches, arrays, optimizer, scheduler, clip) -> torch.Tensor:
+    def update(self, micro_batches, arrays, optimizer, scheduler, clip) -> torch.Tensor:
         """One optimizer update over the micro-batches; returns its (mean) loss."""
         total = torch.zeros((), device=self.run.device)
         for index, rows in enumerate(micro_batches):

@@ -1,0 +1,179 @@
+"""SQuAD fine-tuning step throughput: our PyTorch BERT vs HuggingFace's, eager and graph.
+
+    cd PyTorch/nlp/bert
+    python benchmarks/finetune_throughput.py                      # all-MiniLM-L6-v2 sizes
+    python benchmarks/finetune_throughput.py --config base --batch_size 4 --steps 3
+    python benchmarks/finetune_throughput.py --config tiny --steps 2 --rounds 1   # smoke test
+
+Needs the test requirements (``pip install -r tests/requirements.txt``).
+
+Ours is what ``run_squad.py`` executes per update: `bertfam.torch.finetune.Trainer`'s
+update (forward and `span_loss`, backward, clip to norm 1.0, AdamW over HF's two
+parameter groups, linear schedule, zero_grad), with ``--use_fused_adam
+--use_fused_clip_norm`` as the demo passes them; in graph mode the forward and loss are
+compiled as ``--use_jit_trace`` compiles them. HuggingFace's is what its run_squad.py
+executes: ``transformers.BertForQuestionAnswering`` with start/end positions,
+backward, ``clip_grad_norm_``, ``torch.optim.AdamW``, a LambdaLR, zero_grad; "HF graph" is
+the same with the model under ``torch.compile``. Same config, dropout 0.1, one fixed batch,
+``loss.item()`` every step. After ``--warmup`` untimed updates (compiles included), rounds
+of ``--steps`` timed updates rotate through the four variants; each figure is the median
+over rounds of sequences per second. Not measured: data loading, checkpoints, logging,
+evaluation, compile time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+FOLDER = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(FOLDER))
+
+import modeling  # noqa: E402
+
+from bertfam.bert_config import BertConfig  # noqa: E402
+from bertfam.launch import detect_launch_env  # noqa: E402
+from bertfam.torch.args import FinetuneConfig  # noqa: E402
+from bertfam.torch.finetune import (  # noqa: E402
+    Run,
+    SavedModel,
+    Trainer,
+    linear_schedule,
+    make_clipper,
+    make_optimizer,
+)
+
+CONFIGS = {  # hidden size, layers, heads, intermediate size
+    "tiny": (64, 2, 4, 128),
+    "minilm": (384, 6, 12, 1536),
+    "base": (768, 12, 12, 3072),
+}
+
+
+def batch(config: BertConfig, size: int, length: int) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, config.vocab_size, (size, length), generator=generator)
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": torch.zeros_like(ids),
+        "start_positions": torch.randint(0, length, (size,), generator=generator),
+        "end_positions": torch.randint(0, length, (size,), generator=generator),
+    }
+
+
+def ours(config: BertConfig, data: dict, graph: bool):
+    settings = FinetuneConfig(
+        model_name_or_path="-",
+        output_dir="/tmp/unused",
+        do_train=True,
+        mode="graph" if graph else "eager",
+        use_fused_adam=True,
+        use_fused_clip_norm=True,
+    )
+    run = Run(settings, torch.device("cpu"), "cpu", detect_launch_env({}))
+    torch.manual_seed(0)
+    model = modeling.BertForQuestionAnswering(config)
+
+    def loss(network, batch):
+        start, end = network(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        return modeling.span_loss(start, end, batch["start_positions"], batch["end_positions"])
+
+    trainer = Trainer(run, model, loss, SavedModel(config, "", "BertForQuestionAnswering"))
+    optimizer = make_optimizer(model, run)
+    scheduler = linear_schedule(optimizer, 10, 10_000)
+    clip = make_clipper(list(model.parameters()), run)
+    arrays = {name: tensor.numpy() for name, tensor in data.items()}
+    rows = [torch.arange(len(data["input_ids"])).numpy()]
+    model.train()
+    return lambda: trainer.update(rows, arrays, optimizer, scheduler, clip).item()
+
+
+def huggingface(config: BertConfig, data: dict, graph: bool):
+    from transformers import BertConfig as HFConfig
+    from transformers import BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(HFConfig(**config.to_dict())).train()
+    forward = torch.compile(model) if graph else model
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)],
+         "weight_decay": 0.0},
+        {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)],
+         "weight_decay": 0.0},
+    ]  # fmt: skip
+    optimizer = torch.optim.AdamW(groups, lr=5e-5, eps=1e-8)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    def step():
+        loss = forward(**data).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        model.zero_grad()
+        return loss.item()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", choices=tuple(CONFIGS), default="minilm")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    config = BertConfig.from_dict(
+        dict(
+            zip(
+                ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"),
+                CONFIGS[args.config],
+            ),
+            vocab_size=30522,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        )
+    )
+    data = batch(config, args.batch_size, args.seq_length)
+    variants = {
+        "ours eager": ours(config, data, graph=False),
+        "HF eager": huggingface(config, data, graph=False),
+        "ours graph": ours(config, data, graph=True),
+        "HF graph": huggingface(config, data, graph=True),
+    }
+    for name, step in variants.items():
+        for _ in range(args.warmup):
+            step()
+        print(f"warmed up {name}", file=sys.stderr, flush=True)
+    rates = {name: [] for name in variants}
+    names = list(variants)
+    for round_index in range(args.rounds):
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
+        for name in order:
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                variants[name]()
+            rates[name].append(args.batch_size * args.steps / (time.perf_counter() - start))
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    print(
+        f"config {args.config}, batch {args.batch_size}, seq {args.seq_length}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    for name, value in median.items():
+        print(f"{name:>10}: {value:8.2f} sequences/s")
+    print(f"ours eager / HF eager: {median['ours eager'] / median['HF eager']:.2f}")
+    print(f"ours graph / HF eager: {median['ours graph'] / median['HF eager']:.2f}")
+    print(f"ours graph / HF graph: {median['ours graph'] / median['HF graph']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""run_squad.py and run_glue.py end to end: real data from a real checkpoint, resume after a
+crash, two processes against one, and bad input."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from finetuning_fixtures import FOLDER, clean_env, free_port, run, tiny_model_cache
+
+from bertfam import tinydata
+from bertfam.glue.readers import read_msr_paraphrase
+
+
+def squad_flags(model, train, predict, output, *extra):
+    return [
+        "--model_type", "bert", "--model_name_or_path", model, "--do_lower_case",
+        "--train_file", train, "--predict_file", predict, "--output_dir", output,
+        "--max_seq_length", "128", "--doc_stride", "64", "--max_query_length", "32",
+        "--per_gpu_train_batch_size", "8", "--learning_rate", "5e-5", "--seed", "7",
+        *extra,
+    ]  # fmt: skip
+
+
+def official_evaluate(dataset, predictions):
+    result = subprocess.run(
+        [sys.executable, "-m", "bertfam.squad.evaluate", str(dataset), str(predictions)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_xquad_from_minilm_scores_as_the_evaluate_command(shared_data, minilm_dir, tmp_path):
+    xquad = shared_data / "squad" / "xquad.en.json"
+    if not xquad.is_file():
+        pytest.skip(f"{xquad} not found")
+    # A slice of XQuAD to train a handful of steps on, and the whole file to predict.
+    data = json.loads(xquad.read_text())
+    subset = {"version": data.get("version", "1.1"), "data": data["data"][:1]}
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(subset))
+    output = tmp_path / "out"
+    result = run(
+        "finetuning/run_squad.py",
+        *squad_flags(minilm_dir, train, xquad, output, "--do_train", "--do_eval"),
+        "--max_steps", "4", "--logging_steps", "2", "--per_gpu_eval_batch_size", "64",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed == official_evaluate(xquad, output / "predictions_.json")
+    nbest = json.loads((output / "nbest_predictions_.json").read_text())
+    assert len(nbest) == 1190  # every XQuAD question answered
+    hf_keys = dict(
+        line.split(" = ") for line in (output / "eval_results.txt").read_text().split("\n") if line
+    )
+    assert float(hf_keys["exact"]) == pytest.approx(printed["exact_match"])
+    assert float(hf_keys["f1"]) == pytest.approx(printed["f1"])
+
+
+def test_mrpc_from_minilm(shared_data, minilm_dir, tmp_path):
+    train_file = shared_data / "mrpc" / "msr_paraphrase_train.txt"
+    if not train_file.is_file():
+        pytest.skip(f"{train_file} not found")
+    rows = [(e.label, e.text_a, e.text_b) for e in read_msr_paraphrase(train_file)]
+    data = tinydata.write_mrpc(tmp_path / "MRPC", rows[:64], rows[64:128], [])
+    output = tmp_path / "out"
+    result = run(
+        "finetuning/run_glue.py", "--model_name_or_path", minilm_dir, "--task_name", "MRPC",
+        "--do_train", "--do_eval", "--data_dir", data, "--max_seq_length", "128",
+        "--per_device_train_batch_size", "16", "--learning_rate", "2e-5", "--max_steps", "4",
+        "--output_dir", output, "--logging_steps", "1", "--save_steps", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = dict(
+        line.split(" = ") for line in (output / "eval_results_mrpc.txt").read_text().splitlines()
+    )
+    # Scores recomputed here from the model the run saved, with HuggingFace's own class.
+    from transformers import BertForSequenceClassification, BertTokenizer
+
+    model = BertForSequenceClassification.from_pretrained(output).eval()
+    tokenizer = BertTokenizer.from_pretrained(output)
+    dev = rows[64:128]
+    encoded = tokenizer(
+        [a for _, a, _ in dev], [b for _, _, b in dev], padding="max_length",
+        truncation="longest_first", max_length=128, return_tensors="pt",
+    )  # fmt: skip
+    with torch.no_grad():
+        logits = model(**encoded).logits.numpy()
+    labels = np.array([int(label) for label, _, _ in dev])
+    assert float(results["eval_acc"]) == pytest.approx((logits.argmax(1) == labels).mean())
+    assert float(results["epoch"]) == pytest.approx(4 / (64 // 16))
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
+def read_weights(folder):
+    return torch.load(folder / "pytorch_model.bin", weights_only=True)
+
+
+def glue_flags(models, data, output, *extra):
+    return [
+        "--model_name_or_path", models / "bert-base-uncased", "--task_name", "mrpc",
+        "--do_train", "--data_dir", data, "--max_seq_length", "16",
+        "--learning_rate", "1e-3", "--output_dir", output, "--logging_steps", "1",
+        "--no_cuda", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    data = tinydata.write_mrpc(
+        tmp_path / "MRPC", tinydata.identity_pairs(64, 0), tinydata.identity_pairs(16, 1), []
+    )
+    return {"data": data, "models": tiny_model_cache(tmp_path / "models")}
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny, tmp_path):
+    """Killed right after checkpoint-3, resumed from it: the same weights as never stopping
+    (dropout on: the RNG state is part of the checkpoint)."""
+    common = ["--per_device_train_batch_size", "8", "--max_steps", "6", "--save_steps", "3"]
+    straight = run(
+        "finetuning/run_glue.py", *glue_flags(tiny["models"], tiny["data"], tmp_path / "a", *common)
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    crashed = subprocess.run(
+        [sys.executable, str(FOLDER / "tests" / "crash_after_checkpoint.py"), "3",
+         "finetuning/run_glue.py", *map(str, glue_flags(tiny["models"], tiny["data"], tmp_path / "b", *common))],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    assert not (tmp_path / "b" / "checkpoint-6").exists()
+    # HF v3.0.2's way to resume: the checkpoint folder as the model.
+    resumed = run(
+        "finetuning/run_glue.py",
+        *glue_flags(tiny["models"], tiny["data"], tmp_path / "b", *common, "--overwrite_output_dir")[2:],
+        "--model_name_or_path", tmp_path / "b" / "checkpoint-3",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in resumed.stderr
+    ours, reference = read_weights(tmp_path / "b"), read_weights(tmp_path / "a")
+    assert ours.keys() == reference.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], reference[name], atol=1e-6, rtol=0, msg=name)
+
+
+def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
+    data = tinydata.write_mrpc(tmp_path / "MRPC", tinydata.identity_pairs(64, 0), [], [])
+    models = tiny_model_cache(
+        tmp_path / "models", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    single = run(
+        "finetuning/run_glue.py",
+        *glue_flags(models, data, tmp_path / "one", "--per_device_train_batch_size", "16"),
+        "--max_steps", "4",
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    mpirun = subprocess.run(
+        ["mpirun", "-n", "2", "--oversubscribe", "--allow-run-as-root", "-x", "MASTER_ADDR",
+         "-x", "MASTER_PORT", sys.executable, "finetuning/run_glue.py",
+         *map(str, glue_flags(models, data, tmp_path / "two", "--per_device_train_batch_size", "8")),
+         "--max_steps", "4"],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+        env=clean_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())),
+    )  # fmt: skip
+    assert mpirun.returncode == 0, mpirun.stderr[-3000:]
+    one, two = read_weights(tmp_path / "one"), read_weights(tmp_path / "two")
+    changed = 0
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=2e-5, rtol=1e-4, msg=name)
+        initial = read_weights(models / "bert-base-uncased").get(name)
+        changed += initial is None or not torch.equal(initial, one[name])
+    assert changed > 10  # training moved the weights, so the comparison means something
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def one_line_failure(result, expected):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
+
+
+def test_bad_input_is_one_line(tiny, tmp_path):
+    models, data = tiny["models"], tiny["data"]
+    flags = glue_flags(models, data, tmp_path / "out")
+    missing = [*flags[:1], tmp_path / "absent", *flags[2:]]
+    one_line_failure(run("finetuning/run_glue.py", *missing), "absent: no such model folder")
+    # A config whose shapes disagree with the weights: every parameter named.
+    mismatched = tmp_path / "mismatched"
+    mismatched.mkdir()
+    for name in ("pytorch_model.bin", "vocab.txt"):
+        (mismatched / name).write_bytes((models / "bert-base-uncased" / name).read_bytes())
+    config = json.loads((models / "bert-base-uncased" / "config.json").read_text())
+    (mismatched / "config.json").write_text(json.dumps({**config, "intermediate_size": 48}))
+    result = run("finetuning/run_glue.py", *[mismatched if f == flags[1] else f for f in flags])
+    one_line_failure(result, "bert.encoder.layer.0.intermediate.dense.weight")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train.tsv").write_text(tinydata.MRPC_TRAIN_HEADER + "yes\t1\t2\ta\tb\n")
+    one_line_failure(
+        run("finetuning/run_glue.py", *[broken if f == data else f for f in flags]), "train.tsv"
+    )
+    bad_squad = tmp_path / "bad.json"
+    bad_squad.write_text('{"version": "1.1", "data": [{"title": "x", "paragraphs": [{}]}]}')
+    result = run(
+        "finetuning/run_squad.py",
+        *squad_flags(
+            models / "bert-base-uncased", bad_squad, bad_squad, tmp_path / "s", "--do_train"
+        ),
+    )
+    one_line_failure(result, "bad.json")
+    result = run("finetuning/run_glue.py", *flags, "--use_lazy_mode")
+    one_line_failure(result, "--use_lazy_mode (--mode lazy) is Habana's lazy graph mode")
+    assert not (tmp_path / "out").exists()  # nothing written by any of them
