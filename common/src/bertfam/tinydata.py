@@ -10,6 +10,8 @@ import json
 import random
 from pathlib import Path
 
+from bertfam.bert_config import BertConfig
+
 MRPC_TRAIN_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
 MRPC_TEST_HEADER = "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
 
@@ -31,6 +33,35 @@ FILLER = [
     "?",
     ".",
 ]
+
+
+# Parity tests compare our networks with HuggingFace's on these shapes; the odd
+# intermediate size makes a transposed or mis-sliced weight fail loudly.
+PARITY_SHAPES = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+)
+
+
+def tiny_bert_config(**overrides) -> BertConfig:
+    """A two-layer BERT that trains in a second; dropout off, so runs compare exactly."""
+    values = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    values.update(overrides)
+    return BertConfig.from_dict(values, source="tiny")
 
 
 def squad_file(path: Path, questions: int = 24, seed: int = 0) -> Path:

@@ -30,6 +30,7 @@ from bertfam.torch.args import (  # noqa: E402
     FinetuneFlagError,
     OneLineParser,
     add_finetune_flags,
+    configure_logging,
     finetune_config,
     switch,
 )
@@ -57,9 +58,7 @@ def parse_flags(argv=None) -> GlueConfig:
     switch(glue, "--dataloader_drop_last", "Drop the last partial training batch")
     switch(glue, "--overwrite_cache", "Accepted: features are rebuilt every run, never cached")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     config = finetune_config(
         args,
         GlueConfig,
@@ -80,11 +79,7 @@ def prepare(config: GlueConfig):
     if not Path(config.data_dir).is_dir():
         raise FinetuneFlagError(f"--data_dir={config.data_dir}: no such directory")
     files = locate_model(config)
-    if config.max_seq_length > files.model_config.max_position_embeddings:
-        raise FinetuneFlagError(
-            f"--max_seq_length={config.max_seq_length} is longer than the model's "
-            f"max_position_embeddings ({files.model_config.max_position_embeddings})"
-        )
+    files.model_config.check_max_seq_length(config.max_seq_length)
     tokenizer = load_tokenizer(files, saved_do_lower_case(files.folder))
     labels = processor.get_labels()
 

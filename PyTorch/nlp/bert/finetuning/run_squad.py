@@ -28,12 +28,14 @@ sys.path.insert(0, str(FOLDER))
 
 from bertfam.errors import exit_on_user_error  # noqa: E402
 from bertfam.squad.data import read_squad_examples  # noqa: E402
-from bertfam.squad.features import convert_examples_to_features, validate_lengths  # noqa: E402
+from bertfam.squad.features import validate_lengths  # noqa: E402
+from bertfam.squad.run import SquadOptions  # noqa: E402
 from bertfam.torch.args import (  # noqa: E402
     FinetuneConfig,
     FinetuneFlagError,
     OneLineParser,
     add_finetune_flags,
+    configure_logging,
     finetune_config,
     switch,
 )
@@ -44,18 +46,10 @@ PREFIX = ""  # HF v3.0.2 names its files with an empty prefix: predictions_.json
 
 
 @dataclass(frozen=True, kw_only=True)
-class SquadConfig(FinetuneConfig):
-    train_file: Optional[str] = None
-    predict_file: Optional[str] = None
+class SquadConfig(FinetuneConfig, SquadOptions):
     do_lower_case: bool = False
-    version_2_with_negative: bool = False
-    null_score_diff_threshold: float = 0.0
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-    n_best_size: int = 20
-    max_answer_length: int = 30
     eval_all_checkpoints: bool = False
+    drop_last: bool = True  # Habana's run_squad drops the last partial batch
 
 
 def parse_flags(argv=None) -> SquadConfig:
@@ -76,17 +70,13 @@ def parse_flags(argv=None) -> SquadConfig:
     squad.add_argument("--max_answer_length", type=int, default=30)
     switch(squad, "--eval_all_checkpoints", "Also evaluate every checkpoint-N in --output_dir")
     switch(squad, "--verbose_logging", "Log at DEBUG level")
-    switch(squad, "--overwrite_cache", "Accepted: features are rebuilt every run, never cached")
-    squad.add_argument("--threads", type=int, default=1, help="Accepted: features are vectorized")
+    switch(squad, "--overwrite_cache", "Rebuild the features (they are never cached: always)")
     args = parser.parse_args(argv)
     if args.model_type.lower() != "bert":
         raise FinetuneFlagError(
             f"--model_type {args.model_type}: this folder fine-tunes BERT (--model_type bert)"
         )
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose_logging else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose_logging)
     return finetune_config(
         args,
         SquadConfig,
@@ -127,25 +117,14 @@ def prepare(config: SquadConfig):
             raise FinetuneFlagError(f"--{flag}={path}: no such file")
     validate_lengths(config.max_seq_length, config.doc_stride, config.max_query_length)
     files = locate_model(config)
-    if config.max_seq_length > files.model_config.max_position_embeddings:
-        raise FinetuneFlagError(
-            f"--max_seq_length={config.max_seq_length} is longer than the model's "
-            f"max_position_embeddings ({files.model_config.max_position_embeddings})"
-        )
+    files.model_config.check_max_seq_length(config.max_seq_length)
     tokenizer = load_tokenizer(files, config.do_lower_case)
 
     def features(path, is_training):
         examples = read_squad_examples(
             path, is_training=is_training, version_2_with_negative=config.version_2_with_negative
         )
-        return examples, convert_examples_to_features(
-            examples,
-            tokenizer,
-            max_seq_length=config.max_seq_length,
-            doc_stride=config.doc_stride,
-            max_query_length=config.max_query_length,
-            is_training=is_training,
-        )
+        return examples, config.features(tokenizer, examples, is_training)
 
     train = features(config.train_file, True) if config.do_train else None
     dev = features(config.predict_file, False) if config.do_eval else None
@@ -196,28 +175,36 @@ def main(argv=None) -> None:
         return modeling.span_loss(start, end, batch["start_positions"], batch["end_positions"])
 
     trainer = Trainer(run, model, loss, saved)
-    run_log = RunLog(config.output_dir, enabled=run.is_main)
+    output_dir = Path(config.output_dir)
+    run_log = RunLog(output_dir, enabled=run.is_main)
     with run_log:
         step = 0
+        evaluate_dev = None
+        if dev is not None and run.is_main:
+
+            def evaluate_dev():
+                return evaluate(trainer, config, dev, output_dir)[0]
+
         if config.do_train:
             resume = files.folder if files.resume_step is not None else None
-            step = trainer.train(model_inputs(train[1], True), run_log, resume_from=resume)
+            step = trainer.train(model_inputs(train[1], True), run_log, resume, evaluate_dev)
             trainer.save_final()
-        if config.do_eval and run.is_main:
-            scores = evaluate(trainer, modeling, config, dev, Path(config.output_dir))
-            run_log.log(step, **{f"eval_{k}": v for k, v in scores.items()})
+        if evaluate_dev is not None:
+            scores, official = evaluate(trainer, config, dev, output_dir)
+            run_log.log(step, **scores)
             if config.eval_all_checkpoints:
-                evaluate_checkpoints(trainer, modeling, config, dev)
-            print(json.dumps(official_scores(scores, config)), flush=True)
+                evaluate_checkpoints(trainer, config, dev)
+            print(json.dumps(official), flush=True)
         run.barrier()
     plot_training(run, run_log)
 
 
-def evaluate(trainer, modeling, config: SquadConfig, dev, output_dir: Path) -> dict:
-    """Predict the dev set, write HF's prediction files, and score them (HF's keys)."""
+def evaluate(trainer, config: SquadConfig, dev, output_dir: Path):
+    """Predict the dev set, write HF's prediction files and eval_results.txt into
+    `output_dir`; returns HF's scores (eval_exact, eval_f1, ...) and what the official
+    evaluate script prints for these predictions (v1.1's {exact_match, f1}; v2.0's dict)."""
     from bertfam.atomic import write_json, write_text
-    from bertfam.squad.evaluate import evaluate_v2, read_dataset
-    from bertfam.squad.postprocess import postprocess_predictions
+    from bertfam.squad.evaluate import evaluate_v1, evaluate_v2, read_dataset
 
     examples, features = dev
 
@@ -225,16 +212,7 @@ def evaluate(trainer, modeling, config: SquadConfig, dev, output_dir: Path) -> d
         return network(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
 
     start, end = trainer.predict(model_inputs(features, False), forward)
-    predictions = postprocess_predictions(
-        examples,
-        features,
-        start,
-        end,
-        n_best_size=config.n_best_size,
-        max_answer_length=config.max_answer_length,
-        version_2_with_negative=config.version_2_with_negative,
-        null_score_diff_threshold=config.null_score_diff_threshold,
-    )
+    predictions = config.predictions(examples, features, start, end)
     write_json(output_dir / f"predictions_{PREFIX}.json", predictions.answers)
     write_json(output_dir / f"nbest_predictions_{PREFIX}.json", predictions.nbest)
     if predictions.null_odds is not None:
@@ -243,29 +221,21 @@ def evaluate(trainer, modeling, config: SquadConfig, dev, output_dir: Path) -> d
     scores = evaluate_v2(articles, predictions.answers, source=config.predict_file)
     log.info("Results: %s", scores)
     write_text(output_dir / "eval_results.txt", "".join(f"{k} = {v}\n" for k, v in scores.items()))
-    return scores
+    official = scores
+    if not config.version_2_with_negative:
+        official = evaluate_v1(articles, predictions.answers, source=config.predict_file)
+    return {f"eval_{key}": value for key, value in scores.items()}, official
 
 
-def evaluate_checkpoints(trainer, modeling, config: SquadConfig, dev) -> None:
+def evaluate_checkpoints(trainer, config: SquadConfig, dev) -> None:
     """--eval_all_checkpoints: each checkpoint-N scored into its own folder."""
     from bertfam.torch.checkpoint import load_pretrained
     from bertfam.torch.finetune import checkpoint_folders
 
     for folder in checkpoint_folders(Path(config.output_dir)):
         load_pretrained(trainer.model, folder)
-        scores = evaluate(trainer, modeling, config, dev, folder)
+        scores, _ = evaluate(trainer, config, dev, folder)
         log.info("%s: %s", folder.name, scores)
-
-
-def official_scores(scores: dict, config: SquadConfig) -> dict:
-    """What the official evaluate script prints: v1.1's {exact_match, f1}; v2.0's dict."""
-    if config.version_2_with_negative:
-        return scores
-    from bertfam.squad.evaluate import evaluate_v1, read_dataset, read_predictions
-
-    _, articles = read_dataset(config.predict_file)
-    answers = read_predictions(str(Path(config.output_dir) / f"predictions_{PREFIX}.json"))
-    return evaluate_v1(articles, answers, source=config.predict_file)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import modeling  # noqa: E402
 
-from bertfam.bert_config import BertConfig  # noqa: E402
+from bertfam import tinydata  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
 from bertfam.torch.distributed import init_distributed, shutdown  # noqa: E402
 
@@ -26,11 +26,7 @@ def main() -> None:
     launch = detect_launch_env()
     init_distributed("cpu", launch)
     torch.manual_seed(0)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
-    config = BertConfig(
-        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=32, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
+    config = tinydata.tiny_bert_config()
     model = modeling.BertForQuestionAnswering(config)
     if launch.is_distributed:
         model = DistributedDataParallel(model)

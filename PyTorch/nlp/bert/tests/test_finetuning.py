@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from finetuning_fixtures import FOLDER, clean_env, free_port, run, tiny_model_cache
+from finetuning_fixtures import FOLDER, run, tiny_model_cache
 
 from bertfam import tinydata
 from bertfam.glue.readers import read_msr_paraphrase
+from bertfam.testing import free_port, launch_free_env
 
 
 def squad_flags(model, train, predict, output, *extra):
@@ -164,7 +165,7 @@ def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
          *map(str, glue_flags(models, data, tmp_path / "two", "--per_device_train_batch_size", "8")),
          "--max_steps", "4"],
         cwd=FOLDER, capture_output=True, text=True, timeout=600,
-        env=clean_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())),
+        env=launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())),
     )  # fmt: skip
     assert mpirun.returncode == 0, mpirun.stderr[-3000:]
     one, two = read_weights(tmp_path / "one"), read_weights(tmp_path / "two")
@@ -174,6 +175,37 @@ def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
         initial = read_weights(models / "bert-base-uncased").get(name)
         changed += initial is None or not torch.equal(initial, one[name])
     assert changed > 10  # training moved the weights, so the comparison means something
+
+
+def test_squad_evaluates_during_training_and_every_checkpoint(tiny, tmp_path):
+    squad = tinydata.squad_file(tmp_path / "squad.json")
+    output = tmp_path / "out"
+    result = run(
+        "finetuning/run_squad.py",
+        *squad_flags(tiny["models"] / "bert-base-uncased", squad, squad, output),
+        "--do_train", "--do_eval", "--max_steps", "4", "--save_steps", "2",
+        "--logging_steps", "2", "--evaluate_during_training", "--eval_all_checkpoints",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    evaluated_at = [r["step"] for r in records if "eval_exact" in r]
+    assert evaluated_at == [2, 4, 4]  # each logging step, then the final evaluation
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    for step in (2, 4):
+        folder = output / f"checkpoint-{step}"
+        scored = dict(
+            line.split(" = ")
+            for line in (folder / "eval_results.txt").read_text().split("\n")
+            if line
+        )
+        assert official_evaluate(squad, folder / "predictions_.json")[
+            "exact_match"
+        ] == pytest.approx(float(scored["exact"]))
+    # checkpoint-4 holds the final weights: the same predictions as the run's own.
+    assert (output / "checkpoint-4" / "predictions_.json").read_text() == (
+        output / "predictions_.json"
+    ).read_text()
+    assert final == official_evaluate(squad, output / "predictions_.json")
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -214,6 +246,20 @@ def test_bad_input_is_one_line(tiny, tmp_path):
         ),
     )
     one_line_failure(result, "bad.json")
-    result = run("finetuning/run_glue.py", *flags, "--use_lazy_mode")
-    one_line_failure(result, "--use_lazy_mode (--mode lazy) is Habana's lazy graph mode")
+    # HF's --threads would do nothing here (features are vectorized): refused, not ignored.
+    result = run(
+        "finetuning/run_squad.py",
+        *squad_flags(models / "bert-base-uncased", bad_squad, bad_squad, tmp_path / "s"),
+        "--do_train", "--threads", "4",
+    )  # fmt: skip
+    one_line_failure(result, "unrecognized arguments: --threads 4")
+    for extra, expected in (
+        (["--use_lazy_mode"], "--use_lazy_mode (--mode lazy) is Habana's lazy graph mode"),
+        (["--hmp", "--hmp_opt_level", "O2"], "--hmp_opt_level O2 are Habana HMP's (Gaudi only)"),
+        (["--evaluate_during_training"], "--evaluate_during_training scores the dev set"),
+        (["--per_gpu_train_batch_size", "0"], "--per_device_train_batch_size must be at least 1"),
+        (["--fp16"], "--fp16 (Apex) is not supported"),
+        (["--local_rank", "1"], "--local_rank 1 but the launcher's environment says local rank 0"),
+    ):
+        one_line_failure(run("finetuning/run_glue.py", *flags, *extra), expected)
     assert not (tmp_path / "out").exists()  # nothing written by any of them

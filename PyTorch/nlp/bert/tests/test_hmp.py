@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertfam.bert_config import BertConfig
+from bertfam import tinydata
 from bertfam.torch.hmp import OpListError, OpListPrecision, read_op_list
 
 FOLDER = Path(__file__).resolve().parents[1]
@@ -53,11 +53,7 @@ def test_in_place_ops_write_into_their_own_tensor(finetuning_lists):
 
 def train_tiny(precision):
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=32, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
+    config = tinydata.tiny_bert_config()
     model = modeling.BertForQuestionAnswering(config)
     ids = torch.randint(1, 50, (4, 16))
     starts, ends = torch.tensor([1, 2, 3, 4]), torch.tensor([2, 3, 4, 5])

@@ -12,20 +12,14 @@ import pytest
 import tensorflow as tf
 
 from bertfam import tinydata as tiny
-from bertfam.bert_config import BertConfig
 from bertfam.precision import load_bf16_config, parse_bf16_config
 from bertfam.tf.bf16 import FP32, Bf16Policy
 from bertfam.tf.squad import span_loss
 
 FOLDER = Path(__file__).resolve().parents[1]
 BERT_JSON = FOLDER / "bf16_config" / "bert.json"
-CONFIG = BertConfig(
-    vocab_size=64,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=32,
+CONFIG = tiny.tiny_bert_config(
+    vocab_size=64, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1
 )
 
 

@@ -10,6 +10,7 @@ from transformers import BertForQuestionAnswering as HFQuestionAnswering
 from transformers import BertForSequenceClassification as HFClassifier
 from transformers import BertModel as HFBertModel
 
+from bertfam import tinydata
 from bertfam.bert_config import BertConfig
 from bertfam.checkpoints import CheckpointError
 from bertfam.tf.checkpoint import (
@@ -18,15 +19,7 @@ from bertfam.tf.checkpoint import (
     save_name_based_checkpoint,
 )
 
-TINY = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=64,
-    type_vocab_size=2,
-)
+TINY = tinydata.PARITY_SHAPES
 
 
 def inputs(vocab_size, batch=3, length=13, seed=0):

@@ -8,7 +8,9 @@ TensorFlow or PyTorch is even imported (whose start-up chatter would bury the me
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
 
 from bertfam.bert_config import BertConfig
 from bertfam.errors import UserError
@@ -20,26 +22,69 @@ from bertfam.run_config import (
     require_file,
 )
 from bertfam.squad.data import SquadExample, read_squad_examples
-from bertfam.squad.features import validate_lengths
+from bertfam.squad.features import (
+    SquadFeatures,
+    convert_examples_to_features,
+    validate_lengths,
+)
+from bertfam.squad.postprocess import SquadPredictions, postprocess_predictions
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 EVAL_RESULTS_FILE = "eval_results.txt"
 
 
 @dataclass(frozen=True, kw_only=True)
-class SquadRunConfig(TrainingRunConfig):
-    do_predict: bool = False
-    do_eval: bool = False
+class SquadOptions:
+    """The SQuAD settings every SQuAD script has: Google's run_squad.py and HuggingFace's
+    name them alike and give them the same defaults."""
+
     train_file: Optional[str] = None
     predict_file: Optional[str] = None
     max_seq_length: int = 384
     doc_stride: int = 128
     max_query_length: int = 64
-    predict_batch_size: int = 8
     n_best_size: int = 20
     max_answer_length: int = 30
     version_2_with_negative: bool = False
     null_score_diff_threshold: float = 0.0
+
+    def features(
+        self, tokenizer: WordPieceTokenizer, examples: Sequence[SquadExample], is_training: bool
+    ) -> SquadFeatures:
+        return convert_examples_to_features(
+            examples,
+            tokenizer,
+            max_seq_length=self.max_seq_length,
+            doc_stride=self.doc_stride,
+            max_query_length=self.max_query_length,
+            is_training=is_training,
+        )
+
+    def predictions(
+        self,
+        examples: Sequence[SquadExample],
+        features: SquadFeatures,
+        start_logits: np.ndarray,
+        end_logits: np.ndarray,
+    ) -> SquadPredictions:
+        """Answers and n-best lists from the model's logits, as these settings say."""
+        return postprocess_predictions(
+            examples,
+            features,
+            start_logits,
+            end_logits,
+            n_best_size=self.n_best_size,
+            max_answer_length=self.max_answer_length,
+            version_2_with_negative=self.version_2_with_negative,
+            null_score_diff_threshold=self.null_score_diff_threshold,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SquadRunConfig(TrainingRunConfig, SquadOptions):
+    do_predict: bool = False
+    do_eval: bool = False
+    predict_batch_size: int = 8
 
 
 def validate(config: SquadRunConfig, model_config: BertConfig) -> None:

@@ -105,14 +105,7 @@ def assign_weights(
         variable = variables[name]
         variable.assign(weights[name].astype(variable.dtype.as_numpy_dtype))
         log.info("  name = %s, shape = %s, *INIT_FROM_CKPT*", name, shapes[name])
-    for name in report.newly_initialized:
-        log.info("  name = %s: not in the checkpoint, trained from scratch", name)
-    if report.unused:
-        log.info(
-            "%d checkpoint variables not used by this model: %s",
-            len(report.unused),
-            ", ".join(report.unused),
-        )
+    report.log_leftovers(log)
     return report
 
 

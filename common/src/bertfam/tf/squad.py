@@ -33,8 +33,7 @@ from bertfam.bert_config import BertConfig
 from bertfam.run_config import SHUFFLE_SEED
 from bertfam.runlog import RunLog, progress
 from bertfam.squad.evaluate import evaluate_v1
-from bertfam.squad.features import convert_examples_to_features
-from bertfam.squad.postprocess import postprocess_predictions, write_predictions
+from bertfam.squad.postprocess import write_predictions
 from bertfam.squad.run import EVAL_RESULTS_FILE, PreparedRun, SquadRunConfig
 from bertfam.tf.bf16 import Bf16Policy
 from bertfam.tf.distributed import Workers
@@ -76,7 +75,7 @@ def run_squad(
         if config.do_train:
             examples = list(prepared.train_examples)
             random.Random(SHUFFLE_SEED).shuffle(examples)  # as google-research/bert does
-            features = _features(config, prepared.tokenizer, examples, is_training=True)
+            features = config.features(prepared.tokenizer, examples, is_training=True)
 
             def loss_fn(batch, training):
                 start, end = model(*_inputs(batch), training=training)
@@ -103,19 +102,8 @@ def run_squad(
 TRAINING_ARRAYS = ("input_ids", "input_mask", "segment_ids", "start_positions", "end_positions")
 
 
-def _features(config: SquadRunConfig, tokenizer, examples, is_training: bool):
-    return convert_examples_to_features(
-        examples,
-        tokenizer,
-        max_seq_length=config.max_seq_length,
-        doc_stride=config.doc_stride,
-        max_query_length=config.max_query_length,
-        is_training=is_training,
-    )
-
-
 def _predict(config: SquadRunConfig, model, tokenizer, examples, workers: Workers):
-    features = _features(config, tokenizer, examples, is_training=False)
+    features = config.features(tokenizer, examples, is_training=False)
     log.info("***** Running predictions *****")
     log.info("  Num orig examples = %d, num split examples = %d", len(examples), len(features))
 
@@ -134,16 +122,7 @@ def _predict(config: SquadRunConfig, model, tokenizer, examples, workers: Worker
         )
         starts.append(start.numpy())
         ends.append(end.numpy())
-    return postprocess_predictions(
-        examples,
-        features,
-        np.concatenate(starts),
-        np.concatenate(ends),
-        n_best_size=config.n_best_size,
-        max_answer_length=config.max_answer_length,
-        version_2_with_negative=config.version_2_with_negative,
-        null_score_diff_threshold=config.null_score_diff_threshold,
-    )
+    return config.predictions(examples, features, np.concatenate(starts), np.concatenate(ends))
 
 
 def _evaluate(config: SquadRunConfig, answers: dict, output_dir: Path, run_log: RunLog) -> dict:

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Type, TypeVar
 
 from bertfam.errors import UserError, report_and_exit
+from bertfam.launch import detect_launch_env
 from bertfam.precision import read_op_list
 
-MODES = ("eager", "graph", "lazy")
 C = TypeVar("C", bound="FinetuneConfig")
 
 
@@ -34,6 +35,13 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         report_and_exit(UserError(message), self.prog)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
@@ -181,6 +189,7 @@ class FinetuneConfig:
     hmp_verbose: bool = False
     use_fused_adam: bool = False
     use_fused_clip_norm: bool = False
+    local_rank: int = -1  # as torch.distributed.launch passes it; checked against the env
 
     def total_updates(self, updates_per_epoch: int) -> int:
         """--max_steps, else HF's int(updates per epoch * epochs)."""
@@ -224,8 +233,10 @@ def finetune_config(
         do_train=args.do_train,
         do_eval=args.do_eval,
         evaluate_during_training=args.evaluate_during_training,
-        train_batch_size=args.per_gpu_train_batch_size or args.per_device_train_batch_size,
-        eval_batch_size=args.per_gpu_eval_batch_size or args.per_device_eval_batch_size,
+        train_batch_size=_first_given(
+            args.per_gpu_train_batch_size, args.per_device_train_batch_size
+        ),
+        eval_batch_size=_first_given(args.per_gpu_eval_batch_size, args.per_device_eval_batch_size),
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
@@ -248,10 +259,16 @@ def finetune_config(
         hmp_verbose=args.hmp_verbose,
         use_fused_adam=args.use_fused_adam,
         use_fused_clip_norm=args.use_fused_clip_norm,
+        local_rank=args.local_rank,
         **task_fields,
     )
     check(config)
     return config
+
+
+def _first_given(older_name: Optional[int], newer_name: int) -> int:
+    """HF's rule: the deprecated --per_gpu_* wins when given (0 included, to be refused)."""
+    return older_name if older_name is not None else newer_name
 
 
 def check(config: FinetuneConfig) -> None:
@@ -281,13 +298,25 @@ def check(config: FinetuneConfig) -> None:
             "--use_lazy_mode (--mode lazy) is Habana's lazy graph mode and runs on Gaudi "
             "only: use --mode eager, or --mode graph (torch.compile), on this machine"
         )
-    if config.hmp_verbose and not on_gaudi_possible:
-        raise FinetuneFlagError("--hmp_verbose is Habana HMP's cast log (Gaudi only)")
+    if not on_gaudi_possible and (config.hmp_verbose or config.hmp_opt_level != "O1"):
+        raise FinetuneFlagError(
+            "--hmp_verbose and --hmp_opt_level O2 are Habana HMP's (Gaudi only); elsewhere the "
+            "op lists apply as O1 does"
+        )
+    if config.evaluate_during_training and not config.do_eval:
+        raise FinetuneFlagError("--evaluate_during_training scores the dev set: add --do_eval")
     if config.hmp:
         read_op_list(config.hmp_bf16)
         read_op_list(config.hmp_fp32)
     elif config.hmp_bf16 or config.hmp_fp32:
         raise FinetuneFlagError("--hmp_bf16 / --hmp_fp32 take effect with --hmp: add it")
+    launch = detect_launch_env()
+    if config.local_rank >= 0 and config.local_rank != launch.local_rank:
+        raise FinetuneFlagError(
+            f"--local_rank {config.local_rank} but the launcher's environment says local rank "
+            f"{launch.local_rank} ({launch.launcher}): start the script with torchrun, mpirun "
+            "or torch.distributed.launch rather than giving --local_rank by hand"
+        )
     output = Path(config.output_dir)
     if (
         config.do_train

@@ -65,14 +65,7 @@ def load_weights(
     with torch.no_grad():
         for name in report.restored:
             state[name].copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
-    for name in report.newly_initialized:
-        log.info("  %s: not in the checkpoint, trained from scratch", name)
-    if report.unused:
-        log.info(
-            "%d checkpoint weights not used by this model: %s",
-            len(report.unused),
-            ", ".join(report.unused),
-        )
+    report.log_leftovers(log)
     return report
 
 
