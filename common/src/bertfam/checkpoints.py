@@ -180,6 +180,15 @@ def hf_weights_as_google(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray
     return converted
 
 
+def google_weights_as_hf(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Google names and layouts to HuggingFace keys and layouts (kernels transposed)."""
+    converted = {}
+    for name, value in weights.items():
+        key, transpose = google_to_hf(name)
+        converted[key] = np.ascontiguousarray(value.T) if transpose else value
+    return converted
+
+
 @dataclass(frozen=True)
 class LoadReport:
     source: str

@@ -89,31 +89,35 @@ def save_pretrained(
     """A HuggingFace folder (config.json, pytorch_model.bin, vocab.txt), written whole."""
     folder = Path(folder)
     with atomic_directory(folder) as tmp:
-        write_pretrained(model, config, tmp, vocab_file, architecture, extra_config)
+        write_pretrained(
+            model.state_dict(),
+            config,
+            tmp,
+            architecture or type(model).__name__,
+            vocab_file,
+            extra_config,
+        )
     return folder
 
 
 def write_pretrained(
-    model: torch.nn.Module,
+    state: Dict[str, torch.Tensor],
     config: BertConfig,
     folder: Path,
+    architecture: str,
     vocab_file: Optional[Union[str, Path]] = None,
-    architecture: Optional[str] = None,
     extra_config: Optional[dict] = None,
 ) -> None:
-    """config.json, pytorch_model.bin and vocab.txt into an existing folder, each file
-    replaced atomically (a folder that must appear whole goes through `save_pretrained`)."""
+    """config.json, pytorch_model.bin (`state`: a model's state dict, or any tensors under
+    HuggingFace keys) and vocab.txt into an existing folder, each file replaced atomically
+    (a folder that must appear whole goes through `save_pretrained`)."""
     values = config.to_dict()
-    values.update(
-        model_type="bert", pad_token_id=0, architectures=[architecture or type(model).__name__]
-    )
+    values.update(model_type="bert", pad_token_id=0, architectures=[architecture])
     values.update(extra_config or {})
     write_text(folder / "config.json", json.dumps(values, indent=2, sort_keys=True) + "\n")
-    state = {
-        name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
-    }
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
     with atomic_write(folder / "pytorch_model.bin", "wb") as handle:
-        torch.save(state, handle)
+        torch.save(tensors, handle)
     if vocab_file is not None and Path(vocab_file).resolve() != (folder / "vocab.txt").resolve():
         with atomic_write(folder / "vocab.txt", "wb") as handle:
             handle.write(Path(vocab_file).read_bytes())

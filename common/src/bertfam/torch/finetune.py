@@ -250,7 +250,12 @@ class SavedModel:
 def write_model_folder(model: nn.Module, saved: SavedModel, folder: Path, run: Run) -> None:
     """config.json, pytorch_model.bin, vocab.txt, tokenizer files and training_args.bin."""
     write_pretrained(
-        model, saved.config, folder, saved.vocab_file, saved.architecture, saved.extra_config
+        model.state_dict(),
+        saved.config,
+        folder,
+        saved.architecture,
+        saved.vocab_file,
+        saved.extra_config,
     )
     write_json(folder / "tokenizer_config.json", {"do_lower_case": saved.do_lower_case})
     write_json(
