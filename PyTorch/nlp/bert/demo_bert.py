@@ -26,8 +26,8 @@ from typing import List
 
 from bertfam.checkpoints import resolve_pretrained
 from bertfam.devices import choose_device
-from bertfam.errors import UserError, exit_on_user_error
-from bertfam.torch.args import OneLineParser, habana_installed
+from bertfam.errors import OneLineParser, UserError, exit_on_user_error
+from bertfam.torch.args import habana_installed
 
 FOLDER = Path(__file__).resolve().parent
 SCRIPTS = {"mrpc": "finetuning/run_glue.py", "squad": "finetuning/run_squad.py"}

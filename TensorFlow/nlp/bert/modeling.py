@@ -9,105 +9,29 @@ built from the config, as google-research/bert `modeling.py` and HuggingFace's
 (``bert/encoder/layer_0/attention/self/Mul``), which is what the bf16 JSON's
 name-based exceptions match.
 
-The arithmetic follows Google's: dense layers as 2-D MatMul + BiasAdd, attention scores
-scaled by 1/sqrt(head size) with -10000 added at masked positions, exact (erf) GELU,
-layer norm with epsilon 1e-12.
+The arithmetic follows Google's: attention scores scaled by 1/sqrt(head size) with
+-10000 added at masked positions. The blocks (dense, layer norm, GELU, dropout and the
+SQuAD head) are `bertfam.tf.layers`, which DistilBERT and the other models share.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 
 from bertfam.bert_config import BertConfig
 from bertfam.tf.bf16 import FP32, Bf16Policy, to_float32
-
-
-def truncated_normal(config: BertConfig):
-    """Google's initializer. Each call draws new values (a Keras initializer object would
-    repeat the same values for every variable unless seeded per variable)."""
-
-    def initializer(shape):
-        return tf.random.truncated_normal(shape, stddev=config.initializer_range)
-
-    return initializer
-
-
-def gelu(x: tf.Tensor) -> tf.Tensor:
-    """The exact GELU, x * Phi(x), as Google's and HuggingFace's "gelu"."""
-    return 0.5 * x * (1.0 + tf.math.erf(x / math.sqrt(2.0)))
-
-
-def gelu_tanh(x: tf.Tensor) -> tf.Tensor:
-    """The tanh approximation ("gelu_new" in HuggingFace configs)."""
-    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
-
-
-# Each activation and the op type the bf16 JSON knows it by.
-ACTIVATIONS = {
-    "gelu": gelu,
-    "gelu_new": gelu_tanh,
-    "gelu_fast": gelu_tanh,
-    "gelu_pytorch_tanh": gelu_tanh,
-    "relu": tf.nn.relu,
-    "tanh": tf.tanh,
-    "swish": tf.nn.silu,
-    "silu": tf.nn.silu,
-}
-
-
-ACTIVATION_OP_TYPES = {"gelu": "HabanaGelu", "relu": "Relu", "tanh": "Tanh"}
-
-
-class Dense(tf.Module):
-    """``<scope>/kernel`` [in, out] and ``<scope>/bias`` [out]."""
-
-    def __init__(self, scope: str, in_size: int, out_size: int, initializer, precision: Bf16Policy):
-        super().__init__(name=scope.rsplit("/", 1)[-1])
-        self.scope = scope
-        self.precision = precision
-        self.kernel = tf.Variable(initializer([in_size, out_size]), name=f"{scope}/kernel")
-        self.bias = tf.Variable(tf.zeros([out_size]), name=f"{scope}/bias")
-
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        # Google flattens to a matrix so every dense layer is one MatMul + BiasAdd.
-        p = self.precision
-        with tf.name_scope(self.scope):
-            matrix = p("Reshape", tf.reshape, x, [-1, x.shape[-1]])
-            out = p(
-                "BiasAdd", tf.nn.bias_add, p("MatMul", tf.matmul, matrix, self.kernel), self.bias
-            )
-            shape = tf.concat([tf.shape(x)[:-1], [self.kernel.shape[-1]]], 0)
-            return p("Reshape", tf.reshape, out, shape)
-
-
-class LayerNorm(tf.Module):
-    """``<scope>/gamma`` and ``<scope>/beta``."""
-
-    def __init__(self, scope: str, size: int, epsilon: float, precision: Bf16Policy):
-        super().__init__(name="LayerNorm")
-        self.scope = scope
-        self.epsilon = epsilon
-        self.precision = precision
-        self.gamma = tf.Variable(tf.ones([size]), name=f"{scope}/gamma")
-        self.beta = tf.Variable(tf.zeros([size]), name=f"{scope}/beta")
-
-    def _normalize(self, x, gamma, beta):
-        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * gamma + beta
-
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        # One op for the bf16 JSON: Habana runs layer norm as a fused HabanaLayerNorm.
-        with tf.name_scope(self.scope):
-            return self.precision("HabanaLayerNorm", self._normalize, x, self.gamma, self.beta)
-
-
-def dropout(x: tf.Tensor, rate: float, training: bool, precision: Bf16Policy = FP32) -> tf.Tensor:
-    if not training or rate <= 0.0:
-        return x
-    return precision("HabanaDropout", lambda t: tf.nn.dropout(t, rate=rate), x)
+from bertfam.tf.layers import (
+    Activation,
+    Dense,
+    LayerNorm,
+    SelfAttention,
+    SquadHead,
+    additive_attention_mask,
+    dropout,
+    truncated_normal,
+)
 
 
 class BertEmbeddings(tf.Module):
@@ -145,47 +69,6 @@ class BertEmbeddings(tf.Module):
         return dropout(self.LayerNorm(embedded), self.config.hidden_dropout_prob, training, p)
 
 
-class BertSelfAttention(tf.Module):
-    """``attention/self``: query, key and value projections and scaled dot-product attention."""
-
-    def __init__(self, config: BertConfig, scope: str, precision: Bf16Policy):
-        super().__init__(name="self")
-        init = truncated_normal(config)
-        hidden = config.hidden_size
-        self.config = config
-        self.scope = scope
-        self.precision = precision
-        self.query = Dense(f"{scope}/query", hidden, hidden, init, precision)
-        self.key = Dense(f"{scope}/key", hidden, hidden, init, precision)
-        self.value = Dense(f"{scope}/value", hidden, hidden, init, precision)
-
-    def _heads(self, x: tf.Tensor) -> tf.Tensor:
-        """[batch, seq, hidden] -> [batch, heads, seq, head_size]."""
-        shape = tf.shape(x)
-        heads = [shape[0], shape[1], self.config.num_attention_heads, self.config.head_size]
-        x = self.precision("Reshape", tf.reshape, x, heads)
-        return self.precision("Transpose", tf.transpose, x, [0, 2, 1, 3])
-
-    def __call__(self, hidden, additive_mask, training: bool) -> tf.Tensor:
-        p = self.precision
-        query = self._heads(self.query(hidden))
-        key = self._heads(self.key(hidden))
-        value = self._heads(self.value(hidden))
-        with tf.name_scope(self.scope):
-            scores = p("BatchMatMulV2", lambda q, k: tf.matmul(q, k, transpose_b=True), query, key)
-            scale = 1.0 / math.sqrt(self.config.head_size)
-            scores = p("Mul", lambda s: tf.multiply(s, scale, name="Mul"), scores, name="Mul")
-            scores = p(
-                "AddV2", lambda s, m: tf.add(s, m, name="add"), scores, additive_mask, name="add"
-            )
-            probs = p("Softmax", tf.nn.softmax, scores)
-            probs = dropout(probs, self.config.attention_probs_dropout_prob, training, p)
-            context = p("BatchMatMulV2", tf.matmul, probs, value)
-            context = p("Transpose", tf.transpose, context, [0, 2, 1, 3])
-            shape = tf.shape(context)
-            return p("Reshape", tf.reshape, context, [shape[0], shape[1], self.config.hidden_size])
-
-
 class BertSelfOutput(tf.Module):
     """``attention/output`` and ``output``: projection, dropout, residual and LayerNorm."""
 
@@ -211,7 +94,7 @@ class BertSelfOutput(tf.Module):
 class BertAttention(tf.Module):
     def __init__(self, config: BertConfig, scope: str, precision: Bf16Policy):
         super().__init__(name="attention")
-        self.self_attention = BertSelfAttention(config, f"{scope}/self", precision)
+        self.self_attention = SelfAttention(config, f"{scope}/self", precision)
         self.output = BertSelfOutput(config, f"{scope}/output", config.hidden_size, precision)
 
     def __call__(self, hidden, additive_mask, training: bool) -> tf.Tensor:
@@ -223,9 +106,7 @@ class BertIntermediate(tf.Module):
 
     def __init__(self, config: BertConfig, scope: str, precision: Bf16Policy):
         super().__init__(name="intermediate")
-        self.activation = ACTIVATIONS[config.hidden_act]
-        self.activation_op = ACTIVATION_OP_TYPES.get(config.hidden_act, "HabanaGelu")
-        self.precision = precision
+        self.activation = Activation(config.hidden_act, precision)
         self.dense = Dense(
             f"{scope}/dense",
             config.hidden_size,
@@ -235,7 +116,7 @@ class BertIntermediate(tf.Module):
         )
 
     def __call__(self, hidden) -> tf.Tensor:
-        return self.precision(self.activation_op, self.activation, self.dense(hidden))
+        return self.activation(self.dense(hidden))
 
 
 class BertLayer(tf.Module):
@@ -289,9 +170,7 @@ class BertModel(tf.Module):
         """(sequence_output [batch, seq, hidden], pooled_output [batch, hidden] or None)."""
         hidden = self.embeddings(input_ids, segment_ids, training)
         with tf.name_scope("bert/encoder"):
-            # [batch, 1, 1, seq]: 0 where attended, -10000 where masked.
-            mask = tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
-            additive_mask = (1.0 - mask) * -10000.0
+            additive_mask = additive_attention_mask(input_mask)
         for layer in self.layers:
             hidden = layer(hidden, additive_mask, training)
         return hidden, self.pooler(hidden) if self.pooler is not None else None
@@ -303,22 +182,12 @@ class BertForQuestionAnswering(tf.Module):
     def __init__(self, config: BertConfig, precision: Bf16Policy = FP32):
         super().__init__(name="bert_squad")
         self.bert = BertModel(config, with_pooler=False, precision=precision)
-        self.precision = precision
-        init = truncated_normal(config)
-        self.output_weights = tf.Variable(
-            init([2, config.hidden_size]), name="cls/squad/output_weights"
-        )
-        self.output_bias = tf.Variable(tf.zeros([2]), name="cls/squad/output_bias")
+        self.squad = SquadHead(config, precision)
 
     def __call__(self, input_ids, input_mask, segment_ids, training: bool = False):
         """(start_logits, end_logits), each [batch, seq], in float32."""
-        p = self.precision
         sequence_output, _ = self.bert(input_ids, input_mask, segment_ids, training)
-        with tf.name_scope("cls/squad"):
-            matmul = lambda x, w: tf.matmul(x, w, transpose_b=True)  # noqa: E731
-            logits = p("BatchMatMulV2", matmul, sequence_output, self.output_weights)
-            logits = to_float32(p("BiasAdd", tf.nn.bias_add, logits, self.output_bias))
-        return logits[:, :, 0], logits[:, :, 1]
+        return self.squad(sequence_output)
 
 
 class BertForSequenceClassification(tf.Module):

@@ -7,6 +7,7 @@ line on stderr and a non-zero exit instead of a traceback from deep inside.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from typing import Callable, TypeVar
@@ -38,3 +39,10 @@ def exit_on_user_error(main: F) -> F:
             report_and_exit(error)
 
     return wrapper  # type: ignore[return-value]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        report_and_exit(UserError(f"{message} (see --help)"), self.prog)

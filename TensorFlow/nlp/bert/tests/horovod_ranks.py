@@ -22,7 +22,7 @@ from bertfam.tf.squad import run_squad as train  # noqa: E402
 def main() -> None:
     prefix, argv = sys.argv[1], sys.argv[:1] + sys.argv[2:]
     flags.FLAGS(argv)
-    config = run_squad.config_from_flags()
+    config = run_squad.SCRIPT.config_from_flags()
     built = []
 
     def build(model_config, precision):

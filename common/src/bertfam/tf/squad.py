@@ -38,9 +38,9 @@ from bertfam.squad.run import EVAL_RESULTS_FILE, PreparedRun, SquadRunConfig
 from bertfam.tf.bf16 import Bf16Policy
 from bertfam.tf.distributed import Workers
 from bertfam.tf.finetune import (
-    load_trained_weights,
     plot_training,
     start_run,
+    starting_weights,
     train,
     trainable_by_name,
 )
@@ -69,6 +69,7 @@ def run_squad(
     run = start_run(config, prepared.model_config)
     model = build_model(run.model_config, run.precision)
     variables = trainable_by_name(model)
+    start = starting_weights(config, variables, fresh_prefixes)
     workers = run.workers
     scores: dict = {}
     with RunLog(run.output_dir, enabled=workers.is_main_process) as run_log:
@@ -82,9 +83,9 @@ def run_squad(
                 return span_loss(start, end, batch["start_positions"], batch["end_positions"])
 
             arrays = {key: getattr(features, key) for key in TRAINING_ARRAYS}
-            train(config, run, variables, loss_fn, arrays, len(examples), run_log, fresh_prefixes)
+            train(config, run, variables, loss_fn, arrays, len(examples), run_log, start)
         else:
-            load_trained_weights(config, variables, fresh_prefixes)
+            start.assign(variables)
         if config.do_predict:
             predictions = _predict(
                 config, model, prepared.tokenizer, prepared.predict_examples, workers

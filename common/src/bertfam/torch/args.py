@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Type, TypeVar
 
-from bertfam.errors import UserError, report_and_exit
+from bertfam.errors import UserError
 from bertfam.launch import detect_launch_env
 from bertfam.precision import read_op_list
 
@@ -28,13 +28,6 @@ C = TypeVar("C", bound="FinetuneConfig")
 
 class FinetuneFlagError(UserError):
     """Flags that cannot work together, or input files that are not there."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line on stderr and exit 2 (no usage dump)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        report_and_exit(UserError(message), self.prog)
 
 
 def configure_logging(verbose: bool = False) -> None:
