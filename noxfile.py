@@ -15,7 +15,13 @@ ROOT = Path(__file__).parent
 # uses this pin (a CPU build) unless it installs it through a requirements file that does.
 TORCH = "torch==2.13.0"
 
-nox.options.sessions = ["lint", "common", "tensorflow_bert", "pytorch_bert"]
+nox.options.sessions = [
+    "lint",
+    "common",
+    "tensorflow_bert",
+    "tensorflow_distilbert",
+    "pytorch_bert",
+]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -38,14 +44,24 @@ def common(session: nox.Session) -> None:
     run_pytest(session, ROOT / "common" / "tests")
 
 
-@nox.session
-def tensorflow_bert(session: nox.Session) -> None:
-    """TensorFlow/nlp/bert, installed from its own requirements files as a user would."""
-    folder = ROOT / "TensorFlow" / "nlp" / "bert"
+def tensorflow_model(session: nox.Session, name: str) -> None:
+    """TensorFlow/nlp/<name>, installed from its own requirements files as a user would,
+    with Horovod for its multi-worker tests."""
+    folder = ROOT / "TensorFlow" / "nlp" / name
     session.chdir(folder)  # requirements.txt paths are relative to the folder
     session.install("-r", "requirements.txt", "-r", "tests/requirements.txt")
     install_horovod(session)
     run_pytest(session, folder / "tests")
+
+
+@nox.session
+def tensorflow_bert(session: nox.Session) -> None:
+    tensorflow_model(session, "bert")
+
+
+@nox.session
+def tensorflow_distilbert(session: nox.Session) -> None:
+    tensorflow_model(session, "distilbert")
 
 
 @nox.session

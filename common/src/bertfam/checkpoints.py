@@ -11,6 +11,13 @@ tables drop the ``.weight``; the task heads are renamed whole (``qa_outputs`` is
 keeps at top level as ``output_weights``). Keys of a bare ``BertModel`` (no ``bert.``
 prefix, as sentence-transformers folders have) get the ``bert/`` scope.
 
+DistilBERT has a table of its own (`hf_distilbert_to_tf`): its HuggingFace keys
+(``distilbert.transformer.layer.3.attention.q_lin.weight``) map to the object paths that
+HuggingFace's TF DistilBERT checkpoints use and that Habana's loader matches
+(``distilbert/transformer/layer/3/attention/q_lin/kernel``; word and position tables are
+``distilbert/embeddings/weight`` and ``distilbert/embeddings/embeddings``). A model
+folder's ``model_type`` picks the table (`hf_folder_weights_as_tf`).
+
 Also here: reading a HuggingFace model folder (config.json + model.safetensors or
 pytorch_model.bin) into NumPy arrays under Google names. Framework-free: safetensors
 files are read with NumPy; ``pytorch_model.bin`` needs torch, imported only then.
@@ -18,12 +25,13 @@ files are read with NumPy; ``pytorch_model.bin`` needs torch, imported only then
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -86,6 +94,37 @@ def google_to_hf(name: str) -> Tuple[str, bool]:
         return ".".join(parts) + ".weight", False
     renamed = {"gamma": "weight", "beta": "bias", "kernel": "weight"}.get(leaf, leaf)
     return ".".join(scope + [renamed]), leaf == "kernel"
+
+
+_DISTILBERT_RENAMES = {
+    "distilbert.embeddings.word_embeddings.weight": ("distilbert/embeddings/weight", False),
+    "distilbert.embeddings.position_embeddings.weight": ("distilbert/embeddings/embeddings", False),
+    "qa_outputs.weight": _HEAD_RENAMES["qa_outputs.weight"],
+    "qa_outputs.bias": _HEAD_RENAMES["qa_outputs.bias"],
+}
+_DISTILBERT_LAYER_NORMS = ("LayerNorm", "sa_layer_norm", "output_layer_norm", "vocab_layer_norm")
+
+
+def hf_distilbert_to_tf(key: str) -> Optional[Tuple[str, bool]]:
+    """(TF name, transpose?) for a HuggingFace DistilBERT key, or None for keys to skip."""
+    if key.startswith(("embeddings.", "transformer.")):  # a bare DistilBertModel
+        key = "distilbert." + key
+    if key in _DISTILBERT_RENAMES:
+        return _DISTILBERT_RENAMES[key]
+    *scope, leaf = key.split(".")
+    if not scope or leaf not in ("weight", "bias"):
+        return None  # buffers such as position_ids
+    name = "/".join(scope)
+    if scope[-1] in _DISTILBERT_LAYER_NORMS:
+        return f"{name}/{_LAYER_NORM_LEAVES[leaf]}", False
+    return (f"{name}/kernel", True) if leaf == "weight" else (f"{name}/bias", False)
+
+
+# Which table turns a folder's keys into TF names, by its config.json ``model_type``.
+HF_TO_TF: Dict[str, Callable[[str], Optional[Tuple[str, bool]]]] = {
+    "bert": hf_to_google,
+    "distilbert": hf_distilbert_to_tf,
+}
 
 
 @dataclass(frozen=True)
@@ -168,16 +207,38 @@ def read_hf_weights(weights_file: Union[str, Path]) -> Dict[str, np.ndarray]:
     return {key: np.asarray(value, dtype=np.float32) for key, value in tensors.items()}
 
 
-def hf_weights_as_google(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """HuggingFace keys and layouts to Google names and layouts (kernels transposed)."""
+def hf_weights_as_google(
+    weights: Dict[str, np.ndarray], to_tf: Callable = hf_to_google
+) -> Dict[str, np.ndarray]:
+    """HuggingFace keys and layouts to Google (TF) names and layouts (kernels transposed),
+    by the table `to_tf` (BERT's unless given)."""
     converted = {}
     for key, value in weights.items():
-        mapped = hf_to_google(key)
+        mapped = to_tf(key)
         if mapped is None:
             continue
         name, transpose = mapped
         converted[name] = np.ascontiguousarray(value.T) if transpose else value
     return converted
+
+
+def hf_model_type(folder: HfFolder) -> str:
+    """The folder's config.json ``model_type``; "bert" when it names none."""
+    try:
+        config = json.loads(folder.config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{folder.config_file}: cannot read it ({error})") from None
+    model_type = config.get("model_type", "bert") if isinstance(config, dict) else None
+    if not isinstance(model_type, str):
+        raise CheckpointError(f"{folder.config_file}: expected a JSON object with a model_type")
+    return model_type
+
+
+def hf_folder_weights_as_tf(folder: HfFolder) -> Dict[str, np.ndarray]:
+    """A HuggingFace folder's weights under TF names, by the table of its ``model_type``
+    (BERT's for any type without a table of its own)."""
+    to_tf = HF_TO_TF.get(hf_model_type(folder), hf_to_google)
+    return hf_weights_as_google(read_hf_weights(folder.weights_file), to_tf)
 
 
 def google_weights_as_hf(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

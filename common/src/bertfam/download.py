@@ -33,7 +33,12 @@ _CHUNK = 1 << 20
 
 
 class DownloadError(UserError):
-    """A download or extraction failed; the message says whether rerunning will resume."""
+    """A download or extraction failed; the message says whether rerunning will resume.
+    `status` is the HTTP status when the server answered with an error (404...)."""
+
+    def __init__(self, message: str, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
 
 
 def sha256_of(path: PathLike) -> str:
@@ -94,7 +99,7 @@ def _fetch_into(url: str, part: Path, *, progress: bool, timeout: float) -> None
             # Our partial file is no prefix of what the server has now: start again.
             part.unlink()
             return _fetch_into(url, part, progress=progress, timeout=timeout)
-        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
+        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}", error.code) from None
     except (URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise DownloadError(f"{url}: cannot connect ({reason})") from None

@@ -8,7 +8,7 @@
   `tf.train.CheckpointManager`, whose model variables are stored under their checkpoint
   names), so fine-tuned or pre-trained weights chain into the next run the same way;
 - a HuggingFace model folder (config.json + model.safetensors or pytorch_model.bin),
-  whose keys go through `bertfam.checkpoints.hf_to_google`.
+  whose keys go through the table of its ``model_type`` (`bertfam.checkpoints`).
 
 Every model variable found is logged as restored, as Google's ``*INIT_FROM_CKPT*``
 listing; a shape mismatch is an error naming both shapes; model variables the
@@ -30,9 +30,8 @@ from bertfam.checkpoints import (
     CheckpointError,
     LoadReport,
     find_hf_folder,
-    hf_weights_as_google,
+    hf_folder_weights_as_tf,
     match_weights,
-    read_hf_weights,
 )
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def read_init_checkpoint(path: Union[str, Path]) -> Tuple[Dict[str, np.ndarray],
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
         folder = find_hf_folder(path)
-        return hf_weights_as_google(read_hf_weights(folder.weights_file)), f"{folder.weights_file}"
+        return hf_folder_weights_as_tf(folder), f"{folder.weights_file}"
     if not (path.is_dir() or Path(f"{path}.index").is_file()):
         raise CheckpointError(
             f"checkpoint {path}: not found (give a TF checkpoint prefix such as "
