@@ -79,7 +79,12 @@ def test_missing_things_are_one_clear_error(http_server, tmp_path, monkeypatch):
     http_server.serve("/m/resolve/main/config.json", CONFIG)
     with pytest.raises(CheckpointError, match="has neither model.safetensors nor pytorch_model"):
         fetch_hf_model("m", tmp_path / "staging", http_server.url, progress=False)
+    monkeypatch.setenv("HF_ENDPOINT", http_server.url)  # the endpoint when none is given
     with pytest.raises(DownloadError, match="HTTP 404"):
-        fetch_hf_model("other", tmp_path / "staging2", http_server.url, progress=False)
+        fetch_hf_model("other", tmp_path / "staging2", progress=False)
+    assert http_server.requests[-1] == "/other/resolve/main/config.json"
     with pytest.raises(CheckpointError, match="neither a model folder nor an archive"):
         fetch_hf_model(str(tmp_path / "nowhere"), tmp_path / "staging3")
+    (tmp_path / "weights.bin").write_bytes(WEIGHTS)
+    with pytest.raises(CheckpointError, match="a file, not a model folder nor an archive"):
+        fetch_hf_model("weights.bin", tmp_path / "staging4")

@@ -222,12 +222,3 @@ class BertForSequenceClassification(tf.Module):
 def variables_by_name(model: tf.Module) -> Dict[str, tf.Variable]:
     """{checkpoint name: variable}, e.g. ``bert/pooler/dense/kernel``."""
     return {variable.name.rsplit(":", 1)[0]: variable for variable in model.variables}
-
-
-def task_head_prefixes(model: tf.Module) -> Optional[Tuple[str, ...]]:
-    """Names a pretrained checkpoint is not expected to carry (freshly initialised heads)."""
-    if isinstance(model, BertForQuestionAnswering):
-        return ("cls/squad/",)
-    if isinstance(model, BertForSequenceClassification):
-        return ("output_weights", "output_bias")
-    return ()

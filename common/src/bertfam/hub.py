@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from bertfam.checkpoints import (
     HF_WEIGHT_FILES,
@@ -35,6 +35,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
 def default_endpoint() -> str:
+    """``$HF_ENDPOINT`` (a mirror), else the hub itself, as HuggingFace's tools do."""
     return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT)
 
 
@@ -55,15 +56,20 @@ def is_archive(source: str) -> bool:
 def fetch_hf_model(
     source: str,
     staging: Union[str, Path],
-    endpoint: str = DEFAULT_ENDPOINT,
+    endpoint: Optional[str] = None,
     revision: str = "main",
     progress: bool = True,
 ) -> HfFolder:
-    """The HuggingFace folder `source` names, downloading into `staging` if needed."""
+    """The HuggingFace folder `source` names, downloading into `staging` if needed
+    (from `endpoint`, by default `default_endpoint()`)."""
     staging = Path(staging)
     local = Path(source).expanduser()
     if local.is_dir():
         return find_hf_folder(local)
+    if local.is_file() and not is_archive(source):
+        raise CheckpointError(
+            f"{source}: a file, not a model folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})"
+        )
     if is_archive(source):
         url = source if "://" in source else local.resolve().as_uri()
         archive = download(url, staging / Path(source).name, progress=progress)
@@ -76,6 +82,7 @@ def fetch_hf_model(
         return resolve_pretrained(source)
     except CheckpointError:
         pass  # not here yet: download it
+    endpoint = endpoint or default_endpoint()
     return _download_from_hub(source, staging / "hub", endpoint, revision, progress)
 
 

@@ -38,7 +38,6 @@ Where we differ from upstream:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -58,6 +57,7 @@ from bertfam.hub import default_endpoint, fetch_hf_model, model_short_name
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 CONFIG_FILE = "distilbert_config.json"
+POSITIONS = "distilbert/embeddings/embeddings"
 
 
 def checkpoint_prefix(bert_dir: Path, hf_source: str) -> Path:
@@ -71,13 +71,14 @@ def read_distilbert_config(folder) -> DistilBertConfig:
         raise CheckpointError(
             f"{folder.config_file}: model_type is {model_type!r}, not 'distilbert'"
         )
-    values = json.loads(folder.config_file.read_text(encoding="utf-8"))
-    return DistilBertConfig.from_dict(values, source=str(folder.config_file))
+    return DistilBertConfig.from_json_file(folder.config_file)
 
 
 def check_vocab(config: DistilBertConfig, vocab_file: Path) -> None:
-    with open(vocab_file, encoding="utf-8") as handle:
-        size = sum(1 for _ in handle)
+    try:
+        size = len(vocab_file.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{vocab_file}: cannot read it ({error})") from None
     if size != config.vocab_size:
         raise CheckpointError(
             f"{vocab_file} has {size} tokens but {config.source} says vocab_size "
@@ -96,11 +97,12 @@ def checked_weights(folder, config: DistilBertConfig) -> dict:
     weights = hf_folder_weights_as_tf(folder)
     model = modeling.DistilBertForQuestionAnswering(config)
     shapes = {name: tuple(v.shape) for name, v in trainable_by_name(model).items()}
-    # A base model has no QA head (run_squad.py trains it); the fixed sinusoidal table is
-    # not a trained weight, but the file keeps it, as HuggingFace's does.
+    # A base model has no QA head: run_squad.py trains it from scratch.
     report = match_weights(shapes, weights, str(folder.weights_file), ("cls/squad/",))
-    kept = set(report.restored) | {"distilbert/embeddings/embeddings"}
-    return {name: weights[name] for name in sorted(kept & set(weights))}
+    kept = list(report.restored)
+    if config.sinusoidal_pos_embds and POSITIONS in weights:
+        kept.append(POSITIONS)  # a fixed table, not trained, but kept as HuggingFace keeps it
+    return {name: weights[name] for name in kept}
 
 
 def write_checkpoint(prefix: Path, weights: dict) -> None:

@@ -160,27 +160,29 @@ def starting_weights(
     from its own checkpoint in --output_dir). Predicting without training: the run's
     latest checkpoint, as an Estimator would use, else --init_checkpoint.
     """
-    output_dir = Path(config.output_dir)
     if config.do_train:
         if has_checkpoint(config.output_dir) or not config.init_checkpoint:
             return None
-        source, step, fresh = config.init_checkpoint, 0, fresh_prefixes
-    else:
-        latest = tf.train.latest_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if not (latest or config.init_checkpoint):
-            raise RunFlagError(
-                "predicting without --do_train needs trained weights: a checkpoint in "
-                "--output_dir or --init_checkpoint"
-            )
-        source, step, fresh = latest or config.init_checkpoint, 0, fresh_prefixes
-        if latest:
-            reader = tf.train.load_checkpoint(latest)
-            step = int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else 0
-            fresh = ()
+        return _checked_weights(config.init_checkpoint, variables, fresh_prefixes)
+    output_dir = Path(config.output_dir)
+    latest = tf.train.latest_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if latest:
+        reader = tf.train.load_checkpoint(latest)
+        step = int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else 0
+        return _checked_weights(latest, variables, (), step)
+    if not config.init_checkpoint:
+        raise RunFlagError(
+            "predicting without --do_train needs trained weights: a checkpoint in "
+            "--output_dir or --init_checkpoint"
+        )
+    return _checked_weights(config.init_checkpoint, variables, fresh_prefixes)
+
+
+def _checked_weights(source, variables, fresh_prefixes, step: int = 0) -> StartingWeights:
     weights, description = read_init_checkpoint(source)
     shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
-    match_weights(shapes, weights, description, fresh)  # raises before anything is written
-    return StartingWeights(weights, description, fresh, step)
+    match_weights(shapes, weights, description, fresh_prefixes)  # raises before any write
+    return StartingWeights(weights, description, fresh_prefixes, step)
 
 
 def plot_training(output_dir: Path) -> None:
