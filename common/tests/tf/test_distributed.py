@@ -48,7 +48,5 @@ def test_single_process_without_horovod():
 def test_missing_horovod_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "horovod", None)
     monkeypatch.setitem(sys.modules, "horovod.tensorflow", None)
-    with pytest.raises(
-        HorovodUnavailableError, match="HOROVOD_WITH_TENSORFLOW=1 .* horovod==0.28.1"
-    ):
+    with pytest.raises(HorovodUnavailableError, match="recipe: tools/install_horovod.sh"):
         init_workers(use_horovod=True)
