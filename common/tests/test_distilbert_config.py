@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bertfam.bert_config import BertConfigError
-from bertfam.checkpoints import hf_distilbert_to_tf
+from bertfam.checkpoints import DISTILBERT_TABLE
 from bertfam.distilbert_config import DistilBertConfig
 
 HF_CONFIG = {  # HuggingFace's distilbert-base-uncased config.json
@@ -81,4 +81,4 @@ def test_impossible_values_name_the_key(change, message):
     ],
 )
 def test_hf_keys_map_to_upstream_tf_names(key, expected):
-    assert hf_distilbert_to_tf(key) == expected
+    assert DISTILBERT_TABLE.hf_to_tf(key) == expected

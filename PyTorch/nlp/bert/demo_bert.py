@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import List
 
 from bertfam.checkpoints import resolve_pretrained
-from bertfam.devices import choose_device
+from bertfam.devices import choose_device, habana_installed
 from bertfam.errors import OneLineParser, UserError, exit_on_user_error
-from bertfam.torch.args import habana_installed
 
 FOLDER = Path(__file__).resolve().parent
+OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists, for --data_type bf16
 SCRIPTS = {"mrpc": "finetuning/run_glue.py", "squad": "finetuning/run_squad.py"}
 FINETUNING_MODELS = {"base": "bert-base-uncased", "large": "bert-large-uncased-whole-word-masking"}
 DEFAULT_MODES = {"base": "eager", "large": "lazy"}  # upstream's, when --mode is not given
@@ -140,8 +140,8 @@ def script_args(args: argparse.Namespace) -> List[str]:
     flags: List[str] = []
     flags += {"graph": ["--use_jit_trace"], "lazy": ["--use_lazy_mode"], "eager": []}[mode]
     if args.data_type == "bf16":
-        flags += ["--hmp", "--hmp_bf16", str(FOLDER / "ops_bf16_bert.txt"),
-                  "--hmp_fp32", str(FOLDER / "ops_fp32_bert.txt")]  # fmt: skip
+        flags += ["--hmp", "--hmp_bf16", str(OP_LISTS / "ops_bf16_bert.txt"),
+                  "--hmp_fp32", str(OP_LISTS / "ops_fp32_bert.txt")]  # fmt: skip
     flags += ["--use_fused_adam", "--use_fused_clip_norm"]
     flags += {"hpu": ["--use_habana"], "cpu": ["--no_cuda"]}.get(kind, [])
     output_dir = str(Path(args.output_dir) / args.task_name)

@@ -10,7 +10,7 @@ r"""BERT fine-tuning on SQuAD v1.1 / v2.0, with google-research/bert's command l
 
 Add ``--use_horovod=true`` under ``mpirun -np N`` for several workers, and
 ``--bf16_config_path=bf16_config/bert.json`` for bf16. The flow is shared with the other
-TensorFlow models (`bertfam.tf.squad`); this file only picks BERT's network.
+TensorFlow models (`bertfam.tf.squad`); this file only hands over BERT's recipe.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: fewer banners
 
-from absl import app  # noqa: E402
+from recipe import RECIPE  # noqa: E402
 
-from bertfam.bert_config import BertConfig  # noqa: E402
-from bertfam.tf.flags import SquadScript  # noqa: E402
+from bertfam.tf.scripts import squad_script  # noqa: E402
 
-SCRIPT = SquadScript("bert_config_file", BertConfig.from_json_file, "BertForQuestionAnswering")
+SCRIPT = squad_script(RECIPE)
 
 if __name__ == "__main__":
-    app.run(SCRIPT.main)
+    SCRIPT.run()

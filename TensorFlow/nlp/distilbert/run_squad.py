@@ -11,8 +11,8 @@ r"""DistilBERT fine-tuning on SQuAD v1.1, with Habana's command line.
       --use_horovod=false
 
 Under ``mpirun -np N`` pass ``--use_horovod=true``. BERT's flags and flow
-(`bertfam.tf.squad`), with DistilBERT's network and config, two epochs by default, and
-the AdamW constants Habana tuned for DistilBERT.
+(`bertfam.tf.squad`), with DistilBERT's recipe (recipe.py): its network and config, two
+epochs by default, and the AdamW constants Habana tuned for DistilBERT.
 """
 
 from __future__ import annotations
@@ -21,23 +21,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: fewer banners
 
-from absl import app  # noqa: E402
+from recipe import RECIPE  # noqa: E402
 
-from bertfam.distilbert_config import DistilBertConfig  # noqa: E402
-from bertfam.tf.flags import SquadScript  # noqa: E402
+from bertfam.tf.scripts import squad_script  # noqa: E402
 
-# Habana's AdamW for DistilBERT: no weight decay, beta1 0.8, beta2 0.95 (epsilon 1e-6 as BERT).
-HABANA_ADAMW = dict(weight_decay_rate=0.0, beta_1=0.8, beta_2=0.95)
-
-# --distilbert_config_file: distilbert_config.json from download/download_pretrained_model.py,
-# upstream's, or a HuggingFace DistilBERT config.json.
-SCRIPT = SquadScript(
-    "distilbert_config_file",
-    DistilBertConfig.from_json_file,
-    "DistilBertForQuestionAnswering",
-    num_train_epochs_default=2.0,
-    **HABANA_ADAMW,
-)
+SCRIPT = squad_script(RECIPE)
 
 if __name__ == "__main__":
-    app.run(SCRIPT.main)
+    SCRIPT.run()

@@ -1,26 +1,30 @@
-"""Checkpoint names: one table between Google's TF names and HuggingFace's BERT keys.
+"""Checkpoint names: one declarative table per model family between HuggingFace's keys
+and the TensorFlow names (Google's for BERT), and the code that reads model folders and
+matches weights against a model.
 
 Google: ``bert/encoder/layer_3/attention/self/query/kernel`` [in, out]
 HuggingFace: ``bert.encoder.layer.3.attention.self.query.weight`` [out, in]
 
-The rules (upstream-surface.md §8.1): dots become slashes and ``layer.N`` becomes
-``layer_N``; a Linear ``weight`` is a ``kernel`` stored transposed; LayerNorm
-``weight``/``bias`` (old files: ``gamma``/``beta``) are ``gamma``/``beta``; embedding
-tables drop the ``.weight``; the task heads are renamed whole (``qa_outputs`` is
-``cls/squad/output_weights`` and is *not* transposed, nor is ``classifier``, which Google
-keeps at top level as ``output_weights``). Keys of a bare ``BertModel`` (no ``bert.``
-prefix, as sentence-transformers folders have) get the ``bert/`` scope.
+A table is rows of (HuggingFace module, TF scope, kind); ``{n}`` stands for a layer
+index. The kind says how the leaves map (upstream-surface.md §8.1): a ``DENSE`` Linear's
+``weight`` is the ``kernel``, stored transposed, and its ``bias`` the ``bias``; a ``NORM``
+has ``gamma``/``beta`` (HuggingFace's ``weight``/``bias``, or ``gamma``/``beta`` in old
+files); a ``TABLE`` (embeddings) is the scope itself; a ``HEAD`` (Google's task heads:
+``qa_outputs`` is ``cls/squad/output_weights``, the classifier the top-level
+``output_weights``) keeps its matrix as it is. Keys of a bare base model (no ``bert.``
+prefix, as sentence-transformers folders have) get the model's prefix; keys no row
+names keep their path (dots as slashes), so they show up by name among the unused.
 
-DistilBERT has a table of its own (`hf_distilbert_to_tf`): its HuggingFace keys
-(``distilbert.transformer.layer.3.attention.q_lin.weight``) map to the object paths that
-HuggingFace's TF DistilBERT checkpoints use and that Habana's loader matches
-(``distilbert/transformer/layer/3/attention/q_lin/kernel``; word and position tables are
-``distilbert/embeddings/weight`` and ``distilbert/embeddings/embeddings``). A model
-folder's ``model_type`` picks the table (`hf_folder_weights_as_tf`).
+`BERT_TABLE` maps HuggingFace BERT to Google's names. `DISTILBERT_TABLE` maps
+HuggingFace DistilBERT to the object paths of HuggingFace's TF DistilBERT, which
+Habana's loader matches (``distilbert/transformer/layer/3/attention/q_lin/kernel``; the
+word and position tables are ``distilbert/embeddings/weight`` and ``.../embeddings``).
+A model folder's ``model_type`` picks the table (`HF_TABLES`).
 
 Also here: reading a HuggingFace model folder (config.json + model.safetensors or
-pytorch_model.bin) into NumPy arrays under Google names. Framework-free: safetensors
-files are read with NumPy; ``pytorch_model.bin`` needs torch, imported only then.
+pytorch_model.bin) into NumPy arrays, and `match_weights`, the loud check of a
+checkpoint against a model. Framework-free: safetensors files are read with NumPy;
+``pytorch_model.bin`` needs torch, imported only then.
 """
 
 from __future__ import annotations
@@ -29,30 +33,13 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from bertfam.errors import UserError
-
-# Keys HuggingFace stores that are not weights (buffers) or that repeat another weight.
-_SKIPPED_HF_KEYS = re.compile(
-    r"(^|\.)(position_ids|token_type_ids)$|^cls\.predictions\.decoder\.(weight|bias)$"
-)
-_HEAD_RENAMES = {
-    "qa_outputs.weight": ("cls/squad/output_weights", False),
-    "qa_outputs.bias": ("cls/squad/output_bias", False),
-    "classifier.weight": ("output_weights", False),
-    "classifier.bias": ("output_bias", False),
-    "cls.predictions.bias": ("cls/predictions/output_bias", False),
-    "cls.seq_relationship.weight": ("cls/seq_relationship/output_weights", False),
-    "cls.seq_relationship.bias": ("cls/seq_relationship/output_bias", False),
-}
-_EMBEDDING_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
-_LAYER_NORM_LEAVES = {"weight": "gamma", "bias": "beta", "gamma": "gamma", "beta": "beta"}
-_BARE_MODEL_SCOPES = ("embeddings.", "encoder.", "pooler.")
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -61,70 +48,146 @@ class CheckpointError(UserError):
     """A checkpoint or model folder is missing, unreadable, or does not fit the model."""
 
 
-def hf_to_google(key: str) -> Optional[Tuple[str, bool]]:
-    """(Google name, transpose?) for a HuggingFace BERT key, or None for keys to skip."""
-    if _SKIPPED_HF_KEYS.search(key):
-        return None
-    if key in _HEAD_RENAMES:
-        return _HEAD_RENAMES[key]
-    if key.startswith(_BARE_MODEL_SCOPES):
-        key = "bert." + key
-    parts = key.split(".")
-    *scope, leaf = parts
-    name = re.sub(r"layer/(\d+)", r"layer_\1", "/".join(scope))
-    if scope and scope[-1] == "LayerNorm":
-        return f"{name}/{_LAYER_NORM_LEAVES[leaf]}", False
-    if scope and scope[-1] in _EMBEDDING_TABLES and leaf == "weight":
-        return name, False
-    if leaf == "weight":
-        return f"{name}/kernel", True
-    if leaf == "bias":
-        return f"{name}/bias", False
-    return None
-
-
-def google_to_hf(name: str) -> Tuple[str, bool]:
-    """The inverse of `hf_to_google`: (HuggingFace key, transpose?)."""
-    for key, (google, transpose) in _HEAD_RENAMES.items():
-        if google == name:
-            return key, transpose
-    parts = re.sub(r"layer_(\d+)", r"layer.\1", name).split("/")
-    *scope, leaf = parts
-    if leaf in _EMBEDDING_TABLES:
-        return ".".join(parts) + ".weight", False
-    renamed = {"gamma": "weight", "beta": "bias", "kernel": "weight"}.get(leaf, leaf)
-    return ".".join(scope + [renamed]), leaf == "kernel"
-
-
-_DISTILBERT_RENAMES = {
-    "distilbert.embeddings.word_embeddings.weight": ("distilbert/embeddings/weight", False),
-    "distilbert.embeddings.position_embeddings.weight": ("distilbert/embeddings/embeddings", False),
-    "qa_outputs.weight": _HEAD_RENAMES["qa_outputs.weight"],
-    "qa_outputs.bias": _HEAD_RENAMES["qa_outputs.bias"],
+DENSE, NORM, TABLE, HEAD = "dense", "norm", "table", "head"
+# HuggingFace leaf -> (TF leaf, transposed?), by kind; a TABLE is its scope ("").
+_TF_LEAVES = {
+    DENSE: {"weight": ("kernel", True), "bias": ("bias", False)},
+    NORM: {
+        "weight": ("gamma", False),
+        "bias": ("beta", False),
+        "gamma": ("gamma", False),
+        "beta": ("beta", False),
+    },
+    TABLE: {"weight": ("", False)},
+    HEAD: {"weight": ("output_weights", False), "bias": ("output_bias", False)},
 }
-_DISTILBERT_LAYER_NORMS = ("LayerNorm", "sa_layer_norm", "output_layer_norm", "vocab_layer_norm")
-
-
-def hf_distilbert_to_tf(key: str) -> Optional[Tuple[str, bool]]:
-    """(TF name, transpose?) for a HuggingFace DistilBERT key, or None for keys to skip."""
-    if key.startswith(("embeddings.", "transformer.")):  # a bare DistilBertModel
-        key = "distilbert." + key
-    if key in _DISTILBERT_RENAMES:
-        return _DISTILBERT_RENAMES[key]
-    *scope, leaf = key.split(".")
-    if not scope or leaf not in ("weight", "bias"):
-        return None  # buffers such as position_ids
-    name = "/".join(scope)
-    if scope[-1] in _DISTILBERT_LAYER_NORMS:
-        return f"{name}/{_LAYER_NORM_LEAVES[leaf]}", False
-    return (f"{name}/kernel", True) if leaf == "weight" else (f"{name}/bias", False)
-
-
-# Which table turns a folder's keys into TF names, by its config.json ``model_type``.
-HF_TO_TF: Dict[str, Callable[[str], Optional[Tuple[str, bool]]]] = {
-    "bert": hf_to_google,
-    "distilbert": hf_distilbert_to_tf,
+# TF leaf -> HuggingFace leaf (today's spelling), for the kinds with a TF leaf.
+_HF_LEAVES = {
+    DENSE: {"kernel": "weight", "bias": "bias"},
+    NORM: {"gamma": "weight", "beta": "bias"},
+    HEAD: {"output_weights": "weight", "output_bias": "bias"},
 }
+
+
+def _pattern(template: str) -> re.Pattern:
+    """A row's module or scope, with ``{n}`` matching a layer index."""
+    return re.compile(re.escape(template).replace(re.escape("{n}"), r"(?P<n>\d+)"))
+
+
+@dataclass(frozen=True)
+class NameTable:
+    """HuggingFace keys <-> TF names of one model family (see the module docstring)."""
+
+    rows: Tuple[Tuple[str, str, str], ...]
+    root: str = ""  # the HuggingFace prefix of the base model ("bert.")
+    bare_scopes: Tuple[str, ...] = ()  # its top-level modules, for keys without the prefix
+    # Buffers (not weights) and tied copies of another weight.
+    skipped: str = r"(^|\.)(position_ids|token_type_ids)$"
+    _compiled: list = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        rows = [(_pattern(hf), _pattern(tf), hf, tf, kind) for hf, tf, kind in self.rows]
+        object.__setattr__(self, "_compiled", rows)
+
+    def hf_to_tf(self, key: str) -> Optional[Tuple[str, bool]]:
+        """(TF name, transpose?) for a HuggingFace key, or None for keys to skip."""
+        if re.search(self.skipped, key):
+            return None
+        if key.startswith(self.bare_scopes):
+            key = self.root + key
+        module, _, leaf = key.rpartition(".")
+        for hf_pattern, _, _, tf_scope, kind in self._compiled:
+            match = hf_pattern.fullmatch(module)
+            if match and leaf in _TF_LEAVES[kind]:
+                tf_leaf, transpose = _TF_LEAVES[kind][leaf]
+                scope = tf_scope.format(**match.groupdict())
+                return "/".join(part for part in (scope, tf_leaf) if part), transpose
+        return key.replace(".", "/"), False
+
+    def tf_to_hf(self, name: str) -> Tuple[str, bool]:
+        """The inverse of `hf_to_tf`: (HuggingFace key, transpose?)."""
+        scope, _, leaf = name.rpartition("/")
+        for _, tf_pattern, hf_module, _, kind in self._compiled:
+            if kind == TABLE:
+                match, hf_leaf = tf_pattern.fullmatch(name), "weight"
+            elif leaf in _HF_LEAVES[kind]:
+                match, hf_leaf = tf_pattern.fullmatch(scope), _HF_LEAVES[kind][leaf]
+            else:
+                continue
+            if match:
+                module = hf_module.format(**match.groupdict())
+                return f"{module}.{hf_leaf}", kind == DENSE and leaf == "kernel"
+        return name.replace("/", "."), False
+
+
+def _layer_rows(hf_layer: str, tf_layer: str, parts) -> Tuple[Tuple[str, str, str], ...]:
+    return tuple((f"{hf_layer}.{hf}", f"{tf_layer}/{tf}", kind) for hf, tf, kind in parts)
+
+
+BERT_TABLE = NameTable(
+    rows=(
+        ("bert.embeddings.word_embeddings", "bert/embeddings/word_embeddings", TABLE),
+        ("bert.embeddings.position_embeddings", "bert/embeddings/position_embeddings", TABLE),
+        ("bert.embeddings.token_type_embeddings", "bert/embeddings/token_type_embeddings", TABLE),
+        ("bert.embeddings.LayerNorm", "bert/embeddings/LayerNorm", NORM),
+        *_layer_rows(
+            "bert.encoder.layer.{n}",
+            "bert/encoder/layer_{n}",
+            (
+                ("attention.self.query", "attention/self/query", DENSE),
+                ("attention.self.key", "attention/self/key", DENSE),
+                ("attention.self.value", "attention/self/value", DENSE),
+                ("attention.output.dense", "attention/output/dense", DENSE),
+                ("attention.output.LayerNorm", "attention/output/LayerNorm", NORM),
+                ("intermediate.dense", "intermediate/dense", DENSE),
+                ("output.dense", "output/dense", DENSE),
+                ("output.LayerNorm", "output/LayerNorm", NORM),
+            ),
+        ),
+        ("bert.pooler.dense", "bert/pooler/dense", DENSE),
+        ("cls.predictions.transform.dense", "cls/predictions/transform/dense", DENSE),
+        ("cls.predictions.transform.LayerNorm", "cls/predictions/transform/LayerNorm", NORM),
+        ("cls.predictions", "cls/predictions", HEAD),  # only the bias: the decoder is tied
+        ("cls.seq_relationship", "cls/seq_relationship", HEAD),
+        ("qa_outputs", "cls/squad", HEAD),
+        ("classifier", "", HEAD),  # Google keeps the classifier at top level
+    ),
+    root="bert.",
+    bare_scopes=("embeddings.", "encoder.", "pooler."),
+    skipped=r"(^|\.)(position_ids|token_type_ids)$|^cls\.predictions\.decoder\.(weight|bias)$",
+)
+
+DISTILBERT_TABLE = NameTable(
+    rows=(
+        ("distilbert.embeddings.word_embeddings", "distilbert/embeddings/weight", TABLE),
+        ("distilbert.embeddings.position_embeddings", "distilbert/embeddings/embeddings", TABLE),
+        ("distilbert.embeddings.LayerNorm", "distilbert/embeddings/LayerNorm", NORM),
+        *_layer_rows(
+            "distilbert.transformer.layer.{n}",
+            "distilbert/transformer/layer/{n}",
+            (
+                ("attention.q_lin", "attention/q_lin", DENSE),
+                ("attention.k_lin", "attention/k_lin", DENSE),
+                ("attention.v_lin", "attention/v_lin", DENSE),
+                ("attention.out_lin", "attention/out_lin", DENSE),
+                ("sa_layer_norm", "sa_layer_norm", NORM),
+                ("ffn.lin1", "ffn/lin1", DENSE),
+                ("ffn.lin2", "ffn/lin2", DENSE),
+                ("output_layer_norm", "output_layer_norm", NORM),
+            ),
+        ),
+        ("vocab_transform", "vocab_transform", DENSE),
+        ("vocab_layer_norm", "vocab_layer_norm", NORM),
+        ("pre_classifier", "pre_classifier", DENSE),
+        ("classifier", "classifier", DENSE),
+        ("qa_outputs", "cls/squad", HEAD),
+    ),
+    root="distilbert.",
+    bare_scopes=("embeddings.", "transformer."),
+)
+
+# Which table reads a HuggingFace folder, by its config.json ``model_type``.
+HF_TABLES: Dict[str, NameTable] = {"bert": BERT_TABLE, "distilbert": DISTILBERT_TABLE}
 
 
 @dataclass(frozen=True)
@@ -207,19 +270,28 @@ def read_hf_weights(weights_file: Union[str, Path]) -> Dict[str, np.ndarray]:
     return {key: np.asarray(value, dtype=np.float32) for key, value in tensors.items()}
 
 
-def hf_weights_as_google(
-    weights: Dict[str, np.ndarray], to_tf: Callable = hf_to_google
-) -> Dict[str, np.ndarray]:
-    """HuggingFace keys and layouts to Google (TF) names and layouts (kernels transposed),
-    by the table `to_tf` (BERT's unless given)."""
+def _converted(weights: Dict[str, np.ndarray], rename) -> Dict[str, np.ndarray]:
     converted = {}
     for key, value in weights.items():
-        mapped = to_tf(key)
-        if mapped is None:
-            continue
-        name, transpose = mapped
-        converted[name] = np.ascontiguousarray(value.T) if transpose else value
+        mapped = rename(key)
+        if mapped is not None:
+            name, transpose = mapped
+            converted[name] = np.ascontiguousarray(value.T) if transpose else value
     return converted
+
+
+def hf_weights_as_google(
+    weights: Dict[str, np.ndarray], table: NameTable = BERT_TABLE
+) -> Dict[str, np.ndarray]:
+    """HuggingFace keys and layouts to TF names and layouts (kernels transposed)."""
+    return _converted(weights, table.hf_to_tf)
+
+
+def google_weights_as_hf(
+    weights: Dict[str, np.ndarray], table: NameTable = BERT_TABLE
+) -> Dict[str, np.ndarray]:
+    """TF names and layouts to HuggingFace keys and layouts (kernels transposed)."""
+    return _converted(weights, table.tf_to_hf)
 
 
 def hf_model_type(folder: HfFolder) -> str:
@@ -234,20 +306,13 @@ def hf_model_type(folder: HfFolder) -> str:
     return model_type
 
 
-def hf_folder_weights_as_tf(folder: HfFolder) -> Dict[str, np.ndarray]:
+def hf_folder_weights_as_tf(
+    folder: HfFolder, default: NameTable = BERT_TABLE
+) -> Dict[str, np.ndarray]:
     """A HuggingFace folder's weights under TF names, by the table of its ``model_type``
-    (BERT's for any type without a table of its own)."""
-    to_tf = HF_TO_TF.get(hf_model_type(folder), hf_to_google)
-    return hf_weights_as_google(read_hf_weights(folder.weights_file), to_tf)
-
-
-def google_weights_as_hf(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Google names and layouts to HuggingFace keys and layouts (kernels transposed)."""
-    converted = {}
-    for name, value in weights.items():
-        key, transpose = google_to_hf(name)
-        converted[key] = np.ascontiguousarray(value.T) if transpose else value
-    return converted
+    (`default`, the model's own, for a type without a table here)."""
+    table = HF_TABLES.get(hf_model_type(folder), default)
+    return hf_weights_as_google(read_hf_weights(folder.weights_file), table)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ so `import bertfam.devices` costs nothing and a PyTorch run never loads TensorFl
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional
 
@@ -99,6 +100,15 @@ DEFAULT_PROBES: Dict[str, Dict[str, ProbeFn]] = {
     "tensorflow": {"hpu": _tf_hpu, "gpu": _tf_gpu, "cpu": _cpu},
     "pytorch": {"hpu": _torch_hpu, "gpu": _torch_gpu, "cpu": _cpu},
 }
+
+
+def habana_installed() -> bool:
+    """Whether habana_frameworks can load, found without importing it (or a framework), so
+    the flag checks that depend on Gaudi cost nothing."""
+    try:
+        return importlib.util.find_spec("habana_frameworks") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def normalize_kind(requested: str) -> str:

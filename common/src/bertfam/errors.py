@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from pathlib import Path
 from typing import Callable, TypeVar
 
 EXIT_USER_ERROR = 2
@@ -19,6 +20,19 @@ F = TypeVar("F", bound=Callable)
 
 class UserError(Exception):
     """Something the user can fix: the message says what and, where it can, how."""
+
+
+class FlagError(UserError):
+    """Flags that cannot work together, or input files that are not there (every script,
+    TensorFlow and PyTorch)."""
+
+
+def require_file(path: str | None, flag: str) -> None:
+    """--`flag` must name an existing file."""
+    if not path:
+        raise FlagError(f"--{flag} is required")
+    if not Path(path).is_file():
+        raise FlagError(f"--{flag}={path}: no such file")
 
 
 def report_and_exit(error: UserError, prog: str | None = None) -> None:

@@ -166,6 +166,18 @@ def _exceptions(value: object, key: str, fail) -> Iterable[OpException]:
 # TF_BF16_CONVERSION values that are not a path (upstream-surface.md §9.1).
 _BF16_DISABLED = {"", "0", "false"}
 _BF16_FULL = {"1", "true", "full"}
+# Settings only Habana's graph converter understands: no op list to apply elsewhere.
+HABANA_BF16_MODES = ("full", "basic")
+
+
+def refuse_habana_mode_off_gaudi(setting: Optional[str], where: str) -> None:
+    """A resolved bf16 setting that is one of Habana's modes, for a run `where` (a device,
+    or "this run") that is not on Gaudi: one line asking for the JSON instead."""
+    if setting in HABANA_BF16_MODES:
+        raise PrecisionConfigError(
+            f"TF_BF16_CONVERSION={setting} is a mode of Habana's converter and {where} is not "
+            "Gaudi: give the JSON instead (--bf16_config_path=bf16_config/<model>.json)"
+        )
 
 
 def bf16_setting(flag_value: Optional[str], environ_value: Optional[str]) -> Optional[str]:

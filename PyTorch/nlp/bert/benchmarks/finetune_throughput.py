@@ -39,9 +39,9 @@ import modeling  # noqa: E402
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
 from bertfam.torch.args import FinetuneConfig  # noqa: E402
+from bertfam.torch.checkpoint import SavedModel  # noqa: E402
 from bertfam.torch.finetune import (  # noqa: E402
     Run,
-    SavedModel,
     Trainer,
     linear_schedule,
     make_clipper,

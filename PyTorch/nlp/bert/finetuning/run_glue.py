@@ -19,21 +19,23 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-FOLDER = Path(__file__).resolve().parents[1]  # modeling.py and the op lists
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
+OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
 sys.path.insert(0, str(FOLDER))
 
-from bertfam.errors import OneLineParser, exit_on_user_error  # noqa: E402
+from bertfam.errors import FlagError, OneLineParser, exit_on_user_error  # noqa: E402
 from bertfam.glue.features import convert_examples_to_features  # noqa: E402
 from bertfam.glue.readers import get_processor  # noqa: E402
+from bertfam.tokenization import load_tokenizer  # noqa: E402
 from bertfam.torch.args import (  # noqa: E402
     FinetuneConfig,
-    FinetuneFlagError,
     add_finetune_flags,
     configure_logging,
     finetune_config,
     switch,
 )
-from bertfam.torch.model_files import load_tokenizer, locate_model, saved_do_lower_case  # noqa: E402
+from bertfam.torch.checkpoint import saved_do_lower_case  # noqa: E402
+from bertfam.torch.model_files import locate_model  # noqa: E402
 
 log = logging.getLogger("run_glue")
 
@@ -61,8 +63,8 @@ def parse_flags(argv=None) -> GlueConfig:
     config = finetune_config(
         args,
         GlueConfig,
-        str(FOLDER / "ops_bf16_bert.txt"),
-        str(FOLDER / "ops_fp32_bert.txt"),
+        str(OP_LISTS / "ops_bf16_bert.txt"),
+        str(OP_LISTS / "ops_fp32_bert.txt"),
         task_name=args.task_name.lower(),
         data_dir=args.data_dir,
         max_seq_length=args.max_seq_length,
@@ -76,10 +78,12 @@ def prepare(config: GlueConfig):
     """Every input read and checked, before torch loads."""
     processor = get_processor(config.task_name)  # an unknown task lists the known ones
     if not Path(config.data_dir).is_dir():
-        raise FinetuneFlagError(f"--data_dir={config.data_dir}: no such directory")
+        raise FlagError(f"--data_dir={config.data_dir}: no such directory")
     files = locate_model(config)
     files.model_config.check_max_seq_length(config.max_seq_length)
-    tokenizer = load_tokenizer(files, saved_do_lower_case(files.folder))
+    tokenizer = load_tokenizer(
+        str(files.vocab_file), saved_do_lower_case(files.folder), files.model_config
+    )
     labels = processor.get_labels()
 
     def features(examples):
@@ -88,7 +92,7 @@ def prepare(config: GlueConfig):
     train = features(processor.get_train_examples(config.data_dir)) if config.do_train else None
     dev = features(processor.get_dev_examples(config.data_dir)) if config.do_eval else None
     if dev is not None and len(dev) == 0:
-        raise FinetuneFlagError(f"--do_eval: the dev set in {config.data_dir} has no examples")
+        raise FlagError(f"--do_eval: the dev set in {config.data_dir} has no examples")
     test = features(processor.get_test_examples(config.data_dir)) if config.do_predict else None
     return files, labels, train, dev, test
 
@@ -112,17 +116,13 @@ def main(argv=None) -> None:
     import torch.nn.functional as F
 
     from bertfam.runlog import RunLog
-    from bertfam.torch.checkpoint import load_pretrained
-    from bertfam.torch.finetune import (
-        SavedModel,
-        Trainer,
-        plot_training,
-        seed_everything,
-        start_run,
-    )
+    from bertfam.torch.checkpoint import SavedModel, load_pretrained
+    from bertfam.torch.finetune import Trainer, built_from_seed, plot_training, start_run
 
-    seed_everything(config.seed)  # the new head's initial weights too, as HF's set_seed
-    model = modeling.BertForSequenceClassification(files.model_config, num_labels=len(labels))
+    model = built_from_seed(
+        config.seed,
+        lambda: modeling.BertForSequenceClassification(files.model_config, num_labels=len(labels)),
+    )
     load_pretrained(model, files.folder, fresh_prefixes=("classifier.",))
     run = start_run(config)  # after the weights load: a mismatch costs no device set-up
     saved = SavedModel(

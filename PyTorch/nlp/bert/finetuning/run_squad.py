@@ -23,22 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-FOLDER = Path(__file__).resolve().parents[1]  # modeling.py and the op lists
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
+OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
 sys.path.insert(0, str(FOLDER))
 
-from bertfam.errors import OneLineParser, exit_on_user_error  # noqa: E402
+from bertfam.errors import FlagError, OneLineParser, exit_on_user_error  # noqa: E402
 from bertfam.squad.data import read_squad_examples  # noqa: E402
-from bertfam.squad.features import validate_lengths  # noqa: E402
 from bertfam.squad.run import SquadOptions  # noqa: E402
+from bertfam.tokenization import load_tokenizer  # noqa: E402
 from bertfam.torch.args import (  # noqa: E402
     FinetuneConfig,
-    FinetuneFlagError,
     add_finetune_flags,
     configure_logging,
     finetune_config,
     switch,
 )
-from bertfam.torch.model_files import load_tokenizer, locate_model  # noqa: E402
+from bertfam.torch.model_files import locate_model  # noqa: E402
 
 log = logging.getLogger("run_squad")
 PREFIX = ""  # HF v3.0.2 names its files with an empty prefix: predictions_.json
@@ -72,15 +72,15 @@ def parse_flags(argv=None) -> SquadConfig:
     switch(squad, "--overwrite_cache", "Rebuild the features (they are never cached: always)")
     args = parser.parse_args(argv)
     if args.model_type.lower() != "bert":
-        raise FinetuneFlagError(
+        raise FlagError(
             f"--model_type {args.model_type}: this folder fine-tunes BERT (--model_type bert)"
         )
     configure_logging(verbose=args.verbose_logging)
     return finetune_config(
         args,
         SquadConfig,
-        str(FOLDER / "ops_bf16_bert.txt"),
-        str(FOLDER / "ops_fp32_bert.txt"),
+        str(OP_LISTS / "ops_bf16_bert.txt"),
+        str(OP_LISTS / "ops_fp32_bert.txt"),
         train_file=_data_path(args.data_dir, args.train_file),
         predict_file=_data_path(args.data_dir, args.predict_file),
         do_lower_case=args.do_lower_case,
@@ -104,20 +104,9 @@ def _data_path(data_dir: Optional[str], name: Optional[str]) -> Optional[str]:
 
 def prepare(config: SquadConfig):
     """Every input read and checked, before torch loads."""
-    for flag, path, needed in (
-        ("train_file", config.train_file, config.do_train),
-        ("predict_file", config.predict_file, config.do_eval),
-    ):
-        if needed and not path:
-            raise FinetuneFlagError(
-                f"--{flag} is required (datasets are not downloaded at run time)"
-            )
-        if needed and not Path(path).is_file():
-            raise FinetuneFlagError(f"--{flag}={path}: no such file")
-    validate_lengths(config.max_seq_length, config.doc_stride, config.max_query_length)
     files = locate_model(config)
-    files.model_config.check_max_seq_length(config.max_seq_length)
-    tokenizer = load_tokenizer(files, config.do_lower_case)
+    config.check_inputs(files.model_config, train=config.do_train, predict=config.do_eval)
+    tokenizer = load_tokenizer(str(files.vocab_file), config.do_lower_case, files.model_config)
 
     def features(path, is_training):
         examples = read_squad_examples(
@@ -151,17 +140,12 @@ def main(argv=None) -> None:
     import modeling
 
     from bertfam.runlog import RunLog
-    from bertfam.torch.checkpoint import load_pretrained
-    from bertfam.torch.finetune import (
-        SavedModel,
-        Trainer,
-        plot_training,
-        seed_everything,
-        start_run,
-    )
+    from bertfam.torch.checkpoint import SavedModel, load_pretrained
+    from bertfam.torch.finetune import Trainer, built_from_seed, plot_training, start_run
 
-    seed_everything(config.seed)  # the new head's initial weights too, as HF's set_seed
-    model = modeling.BertForQuestionAnswering(files.model_config)
+    model = built_from_seed(
+        config.seed, lambda: modeling.BertForQuestionAnswering(files.model_config)
+    )
     load_pretrained(model, files.folder, fresh_prefixes=("qa_outputs.",))
     run = start_run(config)  # after the weights load: a mismatch costs no device set-up
     saved = SavedModel(
@@ -228,8 +212,7 @@ def evaluate(trainer, config: SquadConfig, dev, output_dir: Path):
 
 def evaluate_checkpoints(trainer, config: SquadConfig, dev) -> None:
     """--eval_all_checkpoints: each checkpoint-N scored into its own folder."""
-    from bertfam.torch.checkpoint import load_pretrained
-    from bertfam.torch.finetune import checkpoint_folders
+    from bertfam.torch.checkpoint import checkpoint_folders, load_pretrained
 
     for folder in checkpoint_folders(Path(config.output_dir)):
         load_pretrained(trainer.model, folder)

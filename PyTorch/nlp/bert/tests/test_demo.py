@@ -9,7 +9,7 @@ fail with one clear line, and the same lines in eager mode must run.
 import json
 
 import pytest
-from finetuning_fixtures import run, tiny_model_cache
+from finetuning_fixtures import FOLDER, run, tiny_model_cache
 
 from bertfam import tinydata
 from bertfam.testing import free_port, launch_free_env
@@ -80,7 +80,11 @@ def check_outputs(line, result, tmp_path):
     steps = [json.loads(x)["step"] for x in (output / "metrics.jsonl").read_text().splitlines()]
     assert steps[:2] == [1, 2]  # --logging_steps 1 from the demo's default
     if "--data_type bf16" in line:
-        assert "--hmp --hmp_bf16" in command
+        lists = FOLDER / "bf16_config"
+        assert (
+            f"--hmp --hmp_bf16 {lists}/ops_bf16_bert.txt --hmp_fp32 {lists}/ops_fp32_bert.txt"
+            in command
+        )
     if "--mode graph" in line:
         assert "--use_jit_trace" in command
     if "--world_size 8" in line:

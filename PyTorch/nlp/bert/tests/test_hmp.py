@@ -1,5 +1,6 @@
 """bf16 from the HMP op lists: listed ops compute (and return) bf16 or fp32 as listed."""
 
+import runpy
 from pathlib import Path
 
 import modeling
@@ -11,15 +12,18 @@ from bertfam import tinydata
 from bertfam.torch.hmp import OpListError, OpListPrecision, read_op_list
 
 FOLDER = Path(__file__).resolve().parents[1]
+OP_LISTS = FOLDER / "bf16_config"
 
 
 @pytest.fixture
 def finetuning_lists():
-    return OpListPrecision.from_files(FOLDER / "ops_bf16_bert.txt", FOLDER / "ops_fp32_bert.txt")
+    return OpListPrecision.from_files(
+        OP_LISTS / "ops_bf16_bert.txt", OP_LISTS / "ops_fp32_bert.txt"
+    )
 
 
 def test_the_upstream_fine_tuning_lists(finetuning_lists):
-    assert read_op_list(FOLDER / "ops_bf16_bert.txt") >= {
+    assert read_op_list(OP_LISTS / "ops_bf16_bert.txt") >= {
         "linear",
         "matmul",
         "softmax",
@@ -27,7 +31,7 @@ def test_the_upstream_fine_tuning_lists(finetuning_lists):
         "layer_norm",
         "add",
     }
-    assert read_op_list(FOLDER / "ops_fp32_bert.txt") == {"embedding", "nll_loss", "log_softmax"}
+    assert read_op_list(OP_LISTS / "ops_fp32_bert.txt") == {"embedding", "nll_loss", "log_softmax"}
     x, w = torch.randn(4, 8), torch.randn(3, 8)
     table = torch.randn(10, 8, dtype=torch.bfloat16)
     with finetuning_lists:
@@ -94,3 +98,18 @@ def test_bad_lists(tmp_path):
         read_op_list(bad)
     with pytest.raises(OpListError, match="both the bf16 and the fp32 list: linear"):
         OpListPrecision({"linear"}, {"linear"})
+
+
+@pytest.mark.parametrize("script", ["run_glue.py", "run_squad.py"])
+def test_hmp_alone_takes_the_folders_lists(script, tmp_path):
+    parse_flags = runpy.run_path(str(FOLDER / "finetuning" / script))["parse_flags"]
+    flags = ["--model_name_or_path", "x", "--output_dir", str(tmp_path), "--do_train", "--hmp"]
+    if script == "run_glue.py":
+        flags += ["--task_name", "mrpc", "--data_dir", str(tmp_path)]
+    else:
+        flags += ["--model_type", "bert"]
+    config = parse_flags(flags)  # reads both lists: a missing one is an OpListError
+    assert (config.hmp_bf16, config.hmp_fp32) == (
+        str(OP_LISTS / "ops_bf16_bert.txt"),
+        str(OP_LISTS / "ops_fp32_bert.txt"),
+    )

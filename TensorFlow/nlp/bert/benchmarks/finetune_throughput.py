@@ -190,9 +190,11 @@ class OursRunner:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
+        from bertfam.tf.checkpoint import variables_by_name
         from bertfam.tf.device import bf16_policy, select_device
+        from bertfam.tf.run_config import RunConfig
         from bertfam.tf.squad import span_loss
-        from bertfam.tf.training import TrainConfig, Trainer
+        from bertfam.tf.training import Trainer
 
         # modeling.py as `python run_squad.py` imports it, from the model folder.
         sys.path.insert(0, str(BERT_FOLDER))
@@ -207,27 +209,28 @@ class OursRunner:
         tf.random.set_seed(0)
         with tf.device(self.device_name):
             model = modeling.BertForQuestionAnswering(settings.model, precision)
-            variables = {v.name.rsplit(":", 1)[0]: v for v in model.trainable_variables}
+            variables = variables_by_name(model)
             batch = {name: tf.constant(value) for name, value in arrays.items()}
 
         def loss_fn(batch, training):
             start, end = model(
                 batch["input_ids"], batch["input_mask"], batch["segment_ids"], training=training
             )
-            return span_loss(start, end, batch["start_positions"], batch["end_positions"])
+            return span_loss(start, end, batch["start_positions"], batch["end_positions"]), {}
 
-        config = TrainConfig(
+        config = RunConfig(
+            model_config_file="",
+            vocab_file="",
             output_dir=self._output_dir.name,
             learning_rate=PEAK_LEARNING_RATE,
-            total_steps=settings.total_updates,
-            warmup_steps=settings.warmup_updates,
-            batch_size=settings.batch_size,
+            warmup_proportion=settings.warmup_updates / settings.total_updates,
+            train_batch_size=settings.batch_size,
             save_checkpoints_steps=10**9,  # `take_training_step` never saves; belt and braces
             weight_decay_rate=WEIGHT_DECAY,
             epsilon=ADAM_EPSILON,
             clip_norm=CLIP_NORM,
         )
-        self.trainer = Trainer(loss_fn, variables, config)
+        self.trainer = Trainer(loss_fn, variables, config, settings.total_updates)
         self.batches = itertools.repeat(batch)
         self.parameters = sum(int(np.prod(v.shape)) for v in variables.values())
 

@@ -12,10 +12,12 @@ from absl import flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import modeling  # noqa: E402
-import run_squad  # noqa: E402  (defines the flags)
+import dataclasses  # noqa: E402
 
-from bertfam.squad.run import prepare  # noqa: E402
+import run_squad  # noqa: E402  (defines the flags)
+from recipe import RECIPE  # noqa: E402
+
+from bertfam.tf.prepare import prepare_squad  # noqa: E402
 from bertfam.tf.squad import run_squad as train  # noqa: E402
 
 
@@ -26,10 +28,11 @@ def main() -> None:
     built = []
 
     def build(model_config, precision):
-        built.append(modeling.BertForQuestionAnswering(model_config, precision))
+        built.append(RECIPE.squad_model(model_config, precision))
         return built[0]
 
-    train(config, prepare(config), build)
+    recipe = dataclasses.replace(RECIPE, squad_model=build)
+    train(config, prepare_squad(config, recipe), recipe)
     import horovod.tensorflow as hvd
 
     weights = {v.name: v.numpy() for v in built[0].trainable_variables}

@@ -149,8 +149,9 @@ def test_bf16_training_converges_like_fp32(tmp_path):
 
 def test_habana_modes_are_refused_on_cpu(tmp_path):
     from bertfam.devices import Device
-    from bertfam.tf.device import Bf16UnsupportedError, bf16_policy
+    from bertfam.precision import PrecisionConfigError
+    from bertfam.tf.device import bf16_policy
 
-    with pytest.raises(Bf16UnsupportedError, match="TF_BF16_CONVERSION=full is a mode of Habana"):
+    with pytest.raises(PrecisionConfigError, match="TF_BF16_CONVERSION=full is a mode of Habana"):
         bf16_policy(Device("cpu", "tensorflow", 1), "full")
     assert bf16_policy(Device("hpu", "tensorflow", 8), str(BERT_JSON)) is FP32  # Habana converts

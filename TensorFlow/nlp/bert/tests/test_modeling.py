@@ -17,6 +17,7 @@ from bertfam.tf.checkpoint import (
     assign_weights,
     read_init_checkpoint,
     save_name_based_checkpoint,
+    variables_by_name,
 )
 
 TINY = tinydata.PARITY_SHAPES
@@ -45,7 +46,7 @@ def hf_outputs(hf_model, ids, mask, segments):
 def ours_from(directory_or_prefix, build, config):
     model = build(config)
     weights, source = read_init_checkpoint(directory_or_prefix)
-    report = assign_weights(modeling.variables_by_name(model), weights, source)
+    report = assign_weights(variables_by_name(model), weights, source)
     return model, report
 
 
@@ -126,7 +127,7 @@ def test_variable_names_are_googles():
         num_attention_heads=4,
         intermediate_size=128,
     )
-    names = set(modeling.variables_by_name(modeling.BertForQuestionAnswering(config)))
+    names = set(variables_by_name(modeling.BertForQuestionAnswering(config)))
     layer = "bert/encoder/layer_1"
     expected = {
         "bert/embeddings/word_embeddings",
@@ -145,7 +146,7 @@ def test_variable_names_are_googles():
         "cls/squad/output_bias",
     }
     assert expected <= names and len(names) == 5 + 2 * 16 + 2
-    classifier = set(modeling.variables_by_name(modeling.BertForSequenceClassification(config, 2)))
+    classifier = set(variables_by_name(modeling.BertForSequenceClassification(config, 2)))
     assert {"output_weights", "output_bias", "bert/pooler/dense/kernel"} <= classifier
 
 
@@ -155,7 +156,7 @@ def test_loading_reports_problems_by_name(tmp_path):
     folder, config = save(hf, tmp_path, "safetensors")
     weights, source = read_init_checkpoint(folder)
     model = modeling.BertModel(config)
-    variables = modeling.variables_by_name(model)
+    variables = variables_by_name(model)
 
     wrong_shape = dict(weights)
     wrong_shape["bert/pooler/dense/kernel"] = np.zeros((3, 3), np.float32)

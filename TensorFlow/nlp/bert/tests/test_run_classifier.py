@@ -93,6 +93,7 @@ def logits_from_checkpoint(prefix, config_file, vocab_file, data_dir, split, max
     import modeling
 
     from bertfam.bert_config import BertConfig
+    from bertfam.tf.checkpoint import variables_by_name
 
     processor = MrpcProcessor()
     examples = getattr(processor, f"get_{split}_examples")(data_dir)
@@ -101,7 +102,7 @@ def logits_from_checkpoint(prefix, config_file, vocab_file, data_dir, split, max
     )
     model = modeling.BertForSequenceClassification(BertConfig.from_json_file(config_file), 2)
     weights = checkpoint_weights(prefix)
-    variables = modeling.variables_by_name(model)
+    variables = variables_by_name(model)
     assert variables.keys() == weights.keys()
     for name, variable in variables.items():
         variable.assign(weights[name])

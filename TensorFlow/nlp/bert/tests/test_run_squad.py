@@ -241,6 +241,10 @@ def bad_cases(files, tmp_path):
             flags(files, "--do_train=True", train, bf16_config_path=files["vocab"]),
             "bf16 config",
         ),
+        "tpu": (
+            flags(files, "--do_train=True", train, "--use_tpu=true"),
+            "--use_tpu=true: TPUs are not supported",
+        ),
     }
 
 
@@ -256,6 +260,7 @@ def bad_cases(files, tmp_path):
         "habana bf16 mode on cpu",
         "eval without predict",
         "bad bf16 json",
+        "tpu",
     ],
 )
 def test_bad_input_is_one_line_and_nothing_written(files, tmp_path, case):

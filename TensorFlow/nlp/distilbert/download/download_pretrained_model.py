@@ -92,11 +92,11 @@ def checked_weights(folder, config: DistilBertConfig) -> dict:
     import modeling  # TensorFlow loads here, once the inputs are known to be good
 
     from bertfam.checkpoints import match_weights
-    from bertfam.tf.finetune import trainable_by_name
+    from bertfam.tf.checkpoint import variables_by_name
 
     weights = hf_folder_weights_as_tf(folder)
     model = modeling.DistilBertForQuestionAnswering(config)
-    shapes = {name: tuple(v.shape) for name, v in trainable_by_name(model).items()}
+    shapes = {name: tuple(v.shape) for name, v in variables_by_name(model).items()}
     # A base model has no QA head: run_squad.py trains it from scratch.
     report = match_weights(shapes, weights, str(folder.weights_file), ("cls/squad/",))
     kept = list(report.restored)

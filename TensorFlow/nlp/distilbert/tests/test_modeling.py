@@ -17,8 +17,7 @@ from transformers import DistilBertForQuestionAnswering as HFQuestionAnswering
 from transformers import DistilBertModel as HFDistilBertModel
 
 from bertfam.distilbert_config import DistilBertConfig
-from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
-from bertfam.tf.finetune import trainable_by_name
+from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint, variables_by_name
 
 HF_NAME = "distilbert-base-uncased"
 
@@ -39,7 +38,7 @@ def reference(hf_model, ids, mask):
 
 def load(model, source):
     weights, description = read_init_checkpoint(source)
-    return assign_weights(trainable_by_name(model), weights, description, ("cls/squad/",))
+    return assign_weights(variables_by_name(model), weights, description, ("cls/squad/",))
 
 
 def as_tf(*arrays):
@@ -57,7 +56,7 @@ def test_converted_checkpoint_matches_huggingface_model(http_server, tmp_path, s
     report = load(ours, model_dir / f"{HF_NAME}.ckpt-1")
     assert report.newly_initialized == [] and len(report.restored) == 4 + 2 * 16 - sinusoidal
     ids, mask = inputs(config.vocab_size)
-    hidden = ours(*as_tf(ids, mask))
+    hidden, _ = ours(*as_tf(ids, mask))
     expected = reference(hf, ids, mask).last_hidden_state.numpy()
     np.testing.assert_allclose(hidden.numpy(), expected, atol=1e-5)
 
@@ -101,14 +100,14 @@ def test_upstream_converted_checkpoint_loads_by_the_same_names(tmp_path, monkeyp
     assert report.unused == ["classifier/bias", "classifier/kernel"]
     ids, mask = inputs(config.vocab_size)
     expected = reference(hf, ids, mask).last_hidden_state.numpy()
-    np.testing.assert_allclose(ours(*as_tf(ids, mask)).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(ours(*as_tf(ids, mask))[0].numpy(), expected, atol=1e-5)
 
 
 def test_variable_and_op_names_are_upstreams():
     config = DistilBertConfig(vocab_size=40, hidden_size=8, num_attention_heads=2,
                               intermediate_size=16, num_hidden_layers=2)  # fmt: skip
     model = modeling.DistilBertForQuestionAnswering(config)
-    names = set(trainable_by_name(model))
+    names = set(variables_by_name(model))
     layer = "distilbert/transformer/layer/1"
     assert {
         "distilbert/embeddings/weight",

@@ -1,34 +1,27 @@
-"""Everything a SQuAD fine-tuning run checks before it imports a framework.
+"""The SQuAD settings every SQuAD script shares, TensorFlow's and PyTorch's.
 
-`prepare(config)` reads the model config, the vocabulary and the SQuAD files and checks
-every flag combination, so that bad input costs a second and prints one line, before
-TensorFlow or PyTorch is even imported (whose start-up chatter would bury the message).
+`SquadOptions` holds them (named and defaulted as Google's run_squad.py and HuggingFace's
+run_squad.py both do), checks them with `check_inputs` before a framework is imported,
+and turns them into features and predictions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from bertfam.bert_config import BertConfig
-from bertfam.errors import UserError
-from bertfam.run_config import (
-    RunFlagError,
-    TrainingRunConfig,
-    check_common,
-    load_tokenizer,
-    require_file,
-)
-from bertfam.squad.data import SquadExample, read_squad_examples
+from bertfam.errors import FlagError, UserError, require_file
+from bertfam.squad.data import SquadExample
 from bertfam.squad.features import (
     SquadFeatures,
     convert_examples_to_features,
     validate_lengths,
 )
 from bertfam.squad.postprocess import SquadPredictions, postprocess_predictions
-from bertfam.tokenization.wordpiece import WordPieceTokenizer
+from bertfam.tokenization import Tokenizer
 
 EVAL_RESULTS_FILE = "eval_results.txt"
 
@@ -48,8 +41,21 @@ class SquadOptions:
     version_2_with_negative: bool = False
     null_score_diff_threshold: float = 0.0
 
+    def check_inputs(self, model_config: BertConfig, *, train: bool, predict: bool) -> None:
+        """What every SQuAD run checks before it reads anything: the files it will read,
+        the window lengths, and that the model has positions for a whole window."""
+        if train:
+            require_file(self.train_file, "train_file")
+        if predict:
+            require_file(self.predict_file, "predict_file")
+        try:
+            validate_lengths(self.max_seq_length, self.doc_stride, self.max_query_length)
+        except UserError as error:
+            raise FlagError(str(error)) from None
+        model_config.check_max_seq_length(self.max_seq_length)
+
     def features(
-        self, tokenizer: WordPieceTokenizer, examples: Sequence[SquadExample], is_training: bool
+        self, tokenizer: Tokenizer, examples: Sequence[SquadExample], is_training: bool
     ) -> SquadFeatures:
         return convert_examples_to_features(
             examples,
@@ -78,63 +84,3 @@ class SquadOptions:
             version_2_with_negative=self.version_2_with_negative,
             null_score_diff_threshold=self.null_score_diff_threshold,
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class SquadRunConfig(TrainingRunConfig, SquadOptions):
-    do_predict: bool = False
-    do_eval: bool = False
-    predict_batch_size: int = 8
-
-
-def validate(config: SquadRunConfig, model_config: BertConfig) -> None:
-    """google-research/bert `validate_flags_or_throw`, plus the checks it left to chance."""
-    if not (config.do_train or config.do_predict):
-        raise RunFlagError("at least one of --do_train or --do_predict must be true")
-    if config.do_eval and not config.do_predict:
-        raise RunFlagError("--do_eval scores the predictions, so it needs --do_predict=true")
-    if config.do_eval and config.version_2_with_negative:
-        raise RunFlagError(
-            "--do_eval scores SQuAD v1.1 only, as upstream; score v2.0 predictions with "
-            "bertfam-squad-evaluate <predict_file> <output_dir>/predictions.json"
-        )
-    if config.do_train:
-        require_file(config.train_file, "train_file")
-    if config.do_predict:
-        require_file(config.predict_file, "predict_file")
-    check_common(config, model_config, config.max_seq_length)
-    try:
-        validate_lengths(config.max_seq_length, config.doc_stride, config.max_query_length)
-    except UserError as error:
-        raise RunFlagError(str(error)) from None
-    if config.predict_batch_size < 1:
-        raise RunFlagError("--predict_batch_size must be at least 1")
-
-
-@dataclass(frozen=True)
-class PreparedRun:
-    model_config: BertConfig
-    tokenizer: WordPieceTokenizer
-    train_examples: Optional[List[SquadExample]]
-    predict_examples: Optional[List[SquadExample]]
-
-
-def prepare(
-    config: SquadRunConfig,
-    read_model_config: Callable[[str], BertConfig] = BertConfig.from_json_file,
-) -> PreparedRun:
-    """Read and check every input; raises a `UserError` naming the first problem."""
-    model_config = read_model_config(config.model_config_file)
-    validate(config, model_config)
-    tokenizer = load_tokenizer(config, model_config)
-    version_2 = config.version_2_with_negative
-    train_examples = predict_examples = None
-    if config.do_train:
-        train_examples = read_squad_examples(
-            config.train_file, is_training=True, version_2_with_negative=version_2
-        )
-    if config.do_predict:
-        predict_examples = read_squad_examples(
-            config.predict_file, is_training=False, version_2_with_negative=version_2
-        )
-    return PreparedRun(model_config, tokenizer, train_examples, predict_examples)

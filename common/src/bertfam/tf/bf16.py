@@ -41,12 +41,9 @@ class Bf16Policy:
 
     @classmethod
     def from_setting(cls, setting: Optional[str]) -> Bf16Policy:
-        """From a resolved --bf16_config_path / TF_BF16_CONVERSION (None, a path, "full"...)."""
-        if setting is None:
-            return cls(None)
-        if setting in ("full", "basic"):
-            raise ValueError(f"bf16 mode {setting!r} is Habana's; CPUs and GPUs take a JSON")
-        return cls(load_bf16_config(setting))
+        """From a resolved --bf16_config_path / TF_BF16_CONVERSION: None or a JSON path
+        (Habana's "full" and "basic" never reach here: `bf16_policy` refuses them)."""
+        return cls(None) if setting is None else cls(load_bf16_config(setting))
 
     @property
     def enabled(self) -> bool:

@@ -27,8 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from bertfam.checkpoints import (
+    BERT_TABLE,
     CheckpointError,
     LoadReport,
+    NameTable,
     find_hf_folder,
     hf_folder_weights_as_tf,
     match_weights,
@@ -47,10 +49,6 @@ _BOOKKEEPING = ("global_step", "local_step", "batch_finite", "loss_scale", "good
 def _unescape(key: str) -> str:
     # tf.train.Checkpoint writes "/" in a dict key as ".S" and "." as "..".
     return key.replace(".S", "/").replace("..", ".")
-
-
-def escape_for_checkpoint(name: str) -> str:
-    return name.replace(".", "..").replace("/", ".S")
 
 
 def read_tf_checkpoint(prefix: Union[str, Path]) -> Dict[str, np.ndarray]:
@@ -76,12 +74,22 @@ def read_tf_checkpoint(prefix: Union[str, Path]) -> Dict[str, np.ndarray]:
     return weights
 
 
-def read_init_checkpoint(path: Union[str, Path]) -> Tuple[Dict[str, np.ndarray], str]:
-    """Weights under Google names from any supported source, and a description of it."""
+def variables_by_name(model: tf.Module) -> Dict[str, tf.Variable]:
+    """{checkpoint name: variable} of the model's trainable variables, e.g.
+    ``bert/pooler/dense/kernel`` (fixed tables, such as sinusoidal positions, are not
+    loaded or saved)."""
+    return {v.name.rsplit(":", 1)[0]: v for v in model.trainable_variables}
+
+
+def read_init_checkpoint(
+    path: Union[str, Path], table: NameTable = BERT_TABLE
+) -> Tuple[Dict[str, np.ndarray], str]:
+    """Weights under TF names from any supported source, and a description of it; a
+    HuggingFace folder is read with the table of its model type (else `table`)."""
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
         folder = find_hf_folder(path)
-        return hf_folder_weights_as_tf(folder), f"{folder.weights_file}"
+        return hf_folder_weights_as_tf(folder, table), f"{folder.weights_file}"
     if not (path.is_dir() or Path(f"{path}.index").is_file()):
         raise CheckpointError(
             f"checkpoint {path}: not found (give a TF checkpoint prefix such as "

@@ -1,11 +1,13 @@
 """GLUE-style fine-tuning, evaluation and prediction for any TensorFlow classifier.
 
-The model folders' ``run_classifier.py`` parse their flags into a `ClassifierRunConfig`,
-check every input and build the features with `bertfam.classifier.run.prepare` (before
-TensorFlow loads), and call `run_classifier(config, prepared, build_model)`, where
-``build_model(bert_config, num_labels, dropout_before_logits, bf16_policy)`` returns a
-tf.Module mapping (input_ids, input_mask, segment_ids, training) to float32 logits
-[batch, num_labels]. The rest is google-research/bert `run_classifier.py`'s flow:
+A model folder's ``run_classifier.py`` hands its recipe to
+`bertfam.tf.scripts.classifier_script`, which parses the flags into a
+`ClassifierRunConfig`, checks every input and builds the features with
+`bertfam.tf.prepare.prepare_classifier` (before TensorFlow loads), and calls
+`run_classifier(config, prepared, recipe)`; the recipe's ``classifier_model(model_config,
+num_labels, dropout_before_logits, bf16_policy)`` returns a tf.Module mapping
+(input_ids, input_mask, segment_ids, training) to float32 logits [batch, num_labels].
+The rest is google-research/bert `run_classifier.py`'s flow:
 
 1. train: mean softmax cross-entropy, the shared training loop (warm-start from
    --init_checkpoint, or resume from the latest checkpoint in --output_dir);
@@ -26,29 +28,21 @@ import numpy as np
 import tensorflow as tf
 
 from bertfam.atomic import write_text
-from bertfam.bert_config import BertConfig
-from bertfam.classifier.run import (
-    EVAL_RESULTS_FILE,
-    TEST_RESULTS_FILE,
-    ClassifierRunConfig,
-    PreparedRun,
-)
 from bertfam.glue.features import ClassificationFeatures
 from bertfam.glue.metrics import google_eval_metrics
 from bertfam.runlog import RunLog, progress
-from bertfam.tf.bf16 import Bf16Policy
+from bertfam.tf.checkpoint import variables_by_name
 from bertfam.tf.distributed import Workers
-from bertfam.tf.finetune import (
-    plot_training,
-    start_run,
-    starting_weights,
-    train,
-    trainable_by_name,
-)
+from bertfam.tf.prepare import PreparedClassifier
+from bertfam.tf.recipe import ModelRecipe
+from bertfam.tf.run import plot_training, start_run, starting_weights, train
+from bertfam.tf.run_config import ClassifierRunConfig
 
 log = logging.getLogger(__name__)
 
 HEAD_PREFIXES = ("output_weights", "output_bias")  # Google's top-level classifier head
+EVAL_RESULTS_FILE = "eval_results.txt"
+TEST_RESULTS_FILE = "test_results.tsv"
 
 
 def classification_loss(logits: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
@@ -71,17 +65,19 @@ def _arrays(features: ClassificationFeatures) -> Dict[str, np.ndarray]:
 
 def run_classifier(
     config: ClassifierRunConfig,
-    prepared: PreparedRun,
-    build_model: Callable[[BertConfig, int, float, Bf16Policy], tf.Module],
+    prepared: PreparedClassifier,
+    recipe: ModelRecipe,
     fresh_prefixes: Sequence[str] = HEAD_PREFIXES,
 ) -> dict:
     """Train / evaluate / predict as the flags say; returns the eval results when evaluating."""
     run = start_run(config, prepared.model_config)
     dropout_before_logits = 0.0 if config.deterministic_run else config.dropout_before_logits
     num_labels = len(prepared.label_list)
-    model = build_model(run.model_config, num_labels, dropout_before_logits, run.precision)
-    variables = trainable_by_name(model)
-    start = starting_weights(config, variables, fresh_prefixes)
+    model = recipe.classifier_model(
+        run.model_config, num_labels, dropout_before_logits, run.precision
+    )
+    variables = variables_by_name(model)
+    start = starting_weights(config, variables, fresh_prefixes, recipe.checkpoint_table)
     workers, output_dir = run.workers, run.output_dir
 
     results: dict = {}
@@ -90,7 +86,7 @@ def run_classifier(
 
             def loss_fn(batch, training):
                 logits = model(*_inputs(batch), training=training)
-                return classification_loss(logits, batch["label_ids"])
+                return classification_loss(logits, batch["label_ids"]), {}
 
             features = prepared.train_features
             global_step = train(

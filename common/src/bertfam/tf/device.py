@@ -14,14 +14,10 @@ from typing import Optional
 import tensorflow as tf
 
 from bertfam.devices import Device, available_devices, choose_device, describe
-from bertfam.errors import UserError
+from bertfam.precision import refuse_habana_mode_off_gaudi
 from bertfam.tf.bf16 import FP32, Bf16Policy
 
 log = logging.getLogger(__name__)
-
-
-class Bf16UnsupportedError(UserError):
-    """A bf16 mode this device cannot honour."""
 
 
 def select_device(requested: str, bf16: Optional[str]) -> Device:
@@ -41,10 +37,6 @@ def bf16_policy(device: Device, bf16: Optional[str]) -> Bf16Policy:
     graph from TF_BF16_CONVERSION), op by op from the JSON on CPUs and GPUs."""
     if bf16 is None or device.kind == "hpu":
         return FP32
-    if bf16 in ("full", "basic"):
-        raise Bf16UnsupportedError(
-            f"TF_BF16_CONVERSION={bf16} is a mode of Habana's converter; on {device.kind} give "
-            "the JSON instead (--bf16_config_path=bf16_config/<model>.json)"
-        )
+    refuse_habana_mode_off_gaudi(bf16, device.kind)
     log.info("bf16 on %s as %s says", device.kind, bf16)
     return Bf16Policy.from_setting(bf16)

@@ -309,3 +309,28 @@ def _trust_ratio(w_norm: tf.Tensor, u_norm: tf.Tensor) -> tf.Tensor:
     # the inner division is guarded so tf.where never selects (or differentiates) a NaN.
     usable = tf.logical_and(w_norm > 0.0, u_norm > 0.0)
     return tf.where(usable, w_norm / tf.where(usable, u_norm, 1.0), 1.0)
+
+
+# --------------------------------------------------------------------------- factories
+# The training loop builds its optimizer through one of these, from the run's config
+# (`bertfam.tf.run_config.RunConfig`: weight_decay_rate, beta_1, beta_2, epsilon), so a
+# task picks the optimizer and a model's recipe its constants.
+
+
+def _constants(config) -> dict:
+    return dict(
+        weight_decay_rate=config.weight_decay_rate,
+        beta_1=config.beta_1,
+        beta_2=config.beta_2,
+        epsilon=config.epsilon,
+    )
+
+
+def adamw(variables: Mapping[str, tf.Variable], config) -> AdamWeightDecay:
+    """Google's AdamWeightDecay, as every fine-tuning script uses it."""
+    return AdamWeightDecay(variables, **_constants(config))
+
+
+def lamb(variables: Mapping[str, tf.Variable], config) -> Lamb:
+    """LAMB, as pre-training uses it."""
+    return Lamb(variables, **_constants(config))

@@ -1,11 +1,12 @@
 """SQuAD fine-tuning, prediction and evaluation for any TensorFlow span model.
 
-The model folders' ``run_squad.py`` parse their flags into a `SquadRunConfig`, check
-every input with `bertfam.squad.run.prepare` (before TensorFlow loads), and call
-`run_squad(config, prepared, build_model)`, where ``build_model(bert_config, bf16_policy)``
-returns a tf.Module mapping (input_ids, input_mask, segment_ids, training) to
-(start_logits, end_logits).
-Everything else is the same for BERT, DistilBERT and ELECTRA and lives here once:
+A model folder's ``run_squad.py`` hands its recipe to `bertfam.tf.scripts.squad_script`,
+which parses the flags into a `SquadRunConfig`, checks every input with
+`bertfam.tf.prepare.prepare_squad` (before TensorFlow loads), and calls
+`run_squad(config, prepared, recipe)`; the recipe's ``squad_model(model_config,
+bf16_policy)`` returns a tf.Module mapping (input_ids, input_mask, segment_ids,
+training) to (start_logits, end_logits). Everything else is the same for BERT,
+DistilBERT and ELECTRA and lives here once:
 
 1. train: Google's examples shuffled with Random(12345), windowed features, the shared
    training loop (warm-start from --init_checkpoint, or resume from the latest
@@ -23,27 +24,22 @@ import logging
 import math
 import random
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from bertfam.atomic import write_text
-from bertfam.bert_config import BertConfig
-from bertfam.run_config import SHUFFLE_SEED
 from bertfam.runlog import RunLog, progress
 from bertfam.squad.evaluate import evaluate_v1
 from bertfam.squad.postprocess import write_predictions
-from bertfam.squad.run import EVAL_RESULTS_FILE, PreparedRun, SquadRunConfig
-from bertfam.tf.bf16 import Bf16Policy
+from bertfam.squad.run import EVAL_RESULTS_FILE
+from bertfam.tf.checkpoint import variables_by_name
 from bertfam.tf.distributed import Workers
-from bertfam.tf.finetune import (
-    plot_training,
-    start_run,
-    starting_weights,
-    train,
-    trainable_by_name,
-)
+from bertfam.tf.prepare import PreparedSquad
+from bertfam.tf.recipe import ModelRecipe
+from bertfam.tf.run import plot_training, start_run, starting_weights, train
+from bertfam.tf.run_config import SHUFFLE_SEED, SquadRunConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +57,15 @@ def _inputs(batch):
 
 def run_squad(
     config: SquadRunConfig,
-    prepared: PreparedRun,
-    build_model: Callable[[BertConfig, Bf16Policy], tf.Module],
+    prepared: PreparedSquad,
+    recipe: ModelRecipe,
     fresh_prefixes: Sequence[str] = ("cls/squad/",),
 ) -> dict:
     """Train / predict / evaluate as the flags say; returns the EM/F1 when evaluating."""
     run = start_run(config, prepared.model_config)
-    model = build_model(run.model_config, run.precision)
-    variables = trainable_by_name(model)
-    start = starting_weights(config, variables, fresh_prefixes)
+    model = recipe.squad_model(run.model_config, run.precision)
+    variables = variables_by_name(model)
+    start = starting_weights(config, variables, fresh_prefixes, recipe.checkpoint_table)
     workers = run.workers
     scores: dict = {}
     with RunLog(run.output_dir, enabled=workers.is_main_process) as run_log:
@@ -80,7 +76,7 @@ def run_squad(
 
             def loss_fn(batch, training):
                 start, end = model(*_inputs(batch), training=training)
-                return span_loss(start, end, batch["start_positions"], batch["end_positions"])
+                return span_loss(start, end, batch["start_positions"], batch["end_positions"]), {}
 
             arrays = {key: getattr(features, key) for key in TRAINING_ARRAYS}
             train(config, run, variables, loss_fn, arrays, len(examples), run_log, start)

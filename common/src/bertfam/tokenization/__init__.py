@@ -13,7 +13,7 @@ Google's run_squad.py and run_classifier.py do.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Protocol, Sequence
+from typing import Callable, List, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -55,3 +55,25 @@ class Tokenizer(Protocol):
     def convert_tokens_to_ids(self, tokens: Sequence[str]) -> List[int]: ...
 
     def convert_ids_to_tokens(self, ids: Sequence[int]) -> List[str]: ...
+
+
+def load_tokenizer(
+    vocab_file: str,
+    do_lower_case: bool,
+    model_config,
+    factory: Optional[Callable[..., Tokenizer]] = None,
+) -> Tokenizer:
+    """`factory(vocab_file, do_lower_case=...)` (WordPiece unless a recipe gives another),
+    refused when its vocabulary is not the size `model_config` says."""
+    from bertfam.errors import FlagError
+
+    if factory is None:
+        from bertfam.tokenization.wordpiece import WordPieceTokenizer as factory
+    tokenizer = factory(vocab_file, do_lower_case=do_lower_case)
+    if tokenizer.vocab_size != model_config.vocab_size:
+        raise FlagError(
+            f"the vocab file {vocab_file} has {tokenizer.vocab_size} tokens but "
+            f"{model_config.source} says vocab_size={model_config.vocab_size}: they must "
+            "come from the same model"
+        )
+    return tokenizer

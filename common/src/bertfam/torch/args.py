@@ -13,21 +13,18 @@ costs a second and prints one line before the framework loads.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Type, TypeVar
 
-from bertfam.errors import UserError
+from bertfam.devices import habana_installed
+from bertfam.errors import FlagError
 from bertfam.launch import detect_launch_env
 from bertfam.precision import read_op_list
+from bertfam.run_config import TrainingConfig, require_at_least_one
 
 C = TypeVar("C", bound="FinetuneConfig")
-
-
-class FinetuneFlagError(UserError):
-    """Flags that cannot work together, or input files that are not there."""
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -145,26 +142,23 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinetuneConfig:
-    """What both fine-tuning scripts run with; built once by `finetune_config`."""
+class FinetuneConfig(TrainingConfig):
+    """What both fine-tuning scripts run with; built once by `finetune_config`. A
+    `bertfam.run_config.TrainingConfig`: the fields the TensorFlow side shares."""
 
     model_name_or_path: str
-    output_dir: str
     config_name: str = ""
     tokenizer_name: str = ""
     cache_dir: str = ""
     overwrite_output_dir: bool = False
-    do_train: bool = False
     do_eval: bool = False
     evaluate_during_training: bool = False
-    train_batch_size: int = 8  # per device
+    train_batch_size: int = 8  # per device (HF's default; the TensorFlow side's is 32)
     eval_batch_size: int = 8  # per device
     gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-5
     weight_decay: float = 0.0
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
-    num_train_epochs: float = 3.0
     max_steps: int = -1
     warmup_steps: int = 0
     logging_steps: int = 500
@@ -173,7 +167,6 @@ class FinetuneConfig:
     save_total_limit: Optional[int] = None
     seed: int = 42
     drop_last: bool = False  # the train loader's last partial batch
-    device: str = "auto"  # auto, hpu or cpu
     mode: str = "eager"  # eager, graph or lazy
     hmp: bool = False
     hmp_bf16: str = ""
@@ -191,14 +184,6 @@ class FinetuneConfig:
         return int(updates_per_epoch * self.num_train_epochs)
 
 
-def habana_installed() -> bool:
-    """Whether habana_frameworks can load (found without importing it, or torch)."""
-    try:
-        return importlib.util.find_spec("habana_frameworks") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def finetune_config(
     args: argparse.Namespace,
     config_class: Type[C],
@@ -209,12 +194,10 @@ def finetune_config(
     """The parsed flags as a checked `config_class` (a `FinetuneConfig` with the task's
     fields, given as `task_fields`); `default_*_ops` are the folder's op lists."""
     if args.fp16:
-        raise FinetuneFlagError(
-            "--fp16 (Apex) is not supported: use --hmp for bf16 mixed precision"
-        )
+        raise FlagError("--fp16 (Apex) is not supported: use --hmp for bf16 mixed precision")
     mode = "lazy" if args.use_lazy_mode else "graph" if args.use_jit_trace else "eager"
     if args.use_lazy_mode and args.use_jit_trace:
-        raise FinetuneFlagError("--use_lazy_mode and --use_jit_trace are two modes: pick one")
+        raise FlagError("--use_lazy_mode and --use_jit_trace are two modes: pick one")
     device = "hpu" if args.use_habana else "cpu" if args.no_cuda else "auto"
     config = config_class(
         model_name_or_path=args.model_name_or_path,
@@ -267,45 +250,43 @@ def _first_given(older_name: Optional[int], newer_name: int) -> int:
 def check(config: FinetuneConfig) -> None:
     """Every combination that cannot work, as one line."""
     if not (config.do_train or config.do_eval):
-        raise FinetuneFlagError("nothing to do: give --do_train and/or --do_eval")
-    for flag, value in (
-        ("per_device_train_batch_size", config.train_batch_size),
-        ("per_device_eval_batch_size", config.eval_batch_size),
-        ("gradient_accumulation_steps", config.gradient_accumulation_steps),
-        ("logging_steps", config.logging_steps),
-    ):
-        if value < 1:
-            raise FinetuneFlagError(f"--{flag} must be at least 1 (got {value})")
+        raise FlagError("nothing to do: give --do_train and/or --do_eval")
+    require_at_least_one(
+        per_device_train_batch_size=config.train_batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        logging_steps=config.logging_steps,
+    )
     if config.save_steps < 0 or config.warmup_steps < 0:
-        raise FinetuneFlagError("--save_steps and --warmup_steps cannot be negative")
+        raise FlagError("--save_steps and --warmup_steps cannot be negative")
     if config.max_steps <= 0 and config.num_train_epochs <= 0 and config.do_train:
-        raise FinetuneFlagError("--num_train_epochs must be positive (or give --max_steps)")
+        raise FlagError("--num_train_epochs must be positive (or give --max_steps)")
     on_gaudi_possible = habana_installed()
     if config.device == "hpu" and not on_gaudi_possible:
-        raise FinetuneFlagError(
+        raise FlagError(
             "--use_habana (device hpu) needs Habana Gaudi and habana_frameworks, which this "
             "machine does not have: leave it out to run on the GPU or CPU"
         )
     if config.mode == "lazy" and not (on_gaudi_possible and config.device != "cpu"):
-        raise FinetuneFlagError(
+        raise FlagError(
             "--use_lazy_mode (--mode lazy) is Habana's lazy graph mode and runs on Gaudi "
             "only: use --mode eager, or --mode graph (torch.compile), on this machine"
         )
     if not on_gaudi_possible and (config.hmp_verbose or config.hmp_opt_level != "O1"):
-        raise FinetuneFlagError(
+        raise FlagError(
             "--hmp_verbose and --hmp_opt_level O2 are Habana HMP's (Gaudi only); elsewhere the "
             "op lists apply as O1 does"
         )
     if config.evaluate_during_training and not config.do_eval:
-        raise FinetuneFlagError("--evaluate_during_training scores the dev set: add --do_eval")
+        raise FlagError("--evaluate_during_training scores the dev set: add --do_eval")
     if config.hmp:
         read_op_list(config.hmp_bf16)
         read_op_list(config.hmp_fp32)
     elif config.hmp_bf16 or config.hmp_fp32:
-        raise FinetuneFlagError("--hmp_bf16 / --hmp_fp32 take effect with --hmp: add it")
+        raise FlagError("--hmp_bf16 / --hmp_fp32 take effect with --hmp: add it")
     launch = detect_launch_env()
     if config.local_rank >= 0 and config.local_rank != launch.local_rank:
-        raise FinetuneFlagError(
+        raise FlagError(
             f"--local_rank {config.local_rank} but the launcher's environment says local rank "
             f"{launch.local_rank} ({launch.launcher}): start the script with torchrun, mpirun "
             "or torch.distributed.launch rather than giving --local_rank by hand"
@@ -317,7 +298,7 @@ def check(config: FinetuneConfig) -> None:
         and any(output.iterdir())
         and not config.overwrite_output_dir
     ):
-        raise FinetuneFlagError(
+        raise FlagError(
             f"output directory ({output}) already exists and is not empty: use "
             "--overwrite_output_dir to train into it"
         )

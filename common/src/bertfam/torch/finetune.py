@@ -1,12 +1,14 @@
 """The fine-tuning loop both PyTorch scripts share: device, mode, precision, processes.
 
+`built_from_seed(seed, build)` makes the model, its new task head drawn from ``--seed``.
 `start_run(config)` puts the process on its device (Gaudi when ``habana_frameworks``
 loads, else a CUDA GPU, else the CPU), joins the launcher's process group and seeds
 everything. `Trainer` then runs HF v3.0.2's loop: AdamW over two parameter groups (no
 weight decay on biases and LayerNorm weights), linear warm-up then linear decay,
 gradient accumulation, clipping, a ``checkpoint-<step>/`` folder every ``--save_steps``
-(resumable: optimizer, scheduler and RNG state included), JSON-lines metrics, TensorBoard
-and a progress bar. A script supplies the model, its loss on a batch and the arrays.
+(`bertfam.torch.checkpoint`; resuming restores optimizer, scheduler and RNG state),
+JSON-lines metrics, TensorBoard and a progress bar. A script supplies the model, its loss
+on a batch and the arrays.
 
 Modes: eager as is; graph compiles the forward and loss with `torch.compile` (upstream
 traced them with TorchScript, which modern PyTorch replaces); lazy is Habana's lazy
@@ -22,42 +24,36 @@ import contextlib
 import logging
 import os
 import random
-import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from bertfam.atomic import atomic_directory, write_json
-from bertfam.bert_config import BertConfig
 from bertfam.devices import choose_device
 from bertfam.errors import UserError
 from bertfam.launch import LaunchEnv, detect_launch_env
 from bertfam.plot_metrics import plot_metrics
 from bertfam.runlog import RunLog, Throughput, progress, read_metrics
 from bertfam.torch.args import FinetuneConfig
-from bertfam.torch.checkpoint import write_pretrained
+from bertfam.torch.checkpoint import (
+    SavedModel,
+    restore_checkpoint,
+    save_checkpoint,
+    write_model_folder,
+)
 from bertfam.torch.distributed import init_distributed
 from bertfam.torch.hmp import OpListPrecision
-from bertfam.torch.model_files import (
-    CHECKPOINT_PREFIX,
-    OPTIMIZER_FILE,
-    SCHEDULER_FILE,
-    STATE_FILE,
-    resumable_step,
-)
 
 log = logging.getLogger(__name__)
 
 Batch = Dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+M = TypeVar("M", bound=nn.Module)
 
-RNG_FILE = "rng_state.pth"
-TRAINING_ARGS_FILE = "training_args.bin"
 NO_DECAY = ("bias", "LayerNorm.weight")  # HF v3.0.2's weight-decay exclusions
 
 
@@ -105,6 +101,17 @@ def _habana_environment(mode: str) -> None:
     os.environ.setdefault("PT_HPU_LAZY_MODE", "1" if mode == "lazy" else "0")
     if mode == "lazy":
         os.environ.setdefault("PT_HPU_LOWER_AS_STRIDED", "1")
+
+
+def built_from_seed(seed: int, build: Callable[[], M]) -> M:
+    """`build()` with torch's CPU generator at `seed`, so a new task head starts from --seed
+    as after HF's set_seed before from_pretrained. The draws come from a fork of the
+    generator: the run's one seeding of every generator stays `start_run`'s (after
+    habana_frameworks loads), and training starts from the seed whatever `build` drew, as
+    upstream's second set_seed before training made it."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        return build()
 
 
 def seed_everything(seed: int) -> None:
@@ -233,54 +240,6 @@ def make_clipper(parameters: List[nn.Parameter], run: Run) -> Callable[[], None]
     return lambda: nn.utils.clip_grad_norm_(parameters, max_norm, foreach=foreach)
 
 
-# -- checkpoints -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SavedModel:
-    """What a saved folder needs besides the weights: the config, vocab and architecture."""
-
-    config: BertConfig
-    vocab_file: str
-    architecture: str
-    extra_config: Optional[dict] = None
-    do_lower_case: bool = True
-
-
-def write_model_folder(model: nn.Module, saved: SavedModel, folder: Path, run: Run) -> None:
-    """config.json, pytorch_model.bin, vocab.txt, tokenizer files and training_args.bin."""
-    write_pretrained(
-        model.state_dict(),
-        saved.config,
-        folder,
-        saved.architecture,
-        saved.vocab_file,
-        saved.extra_config,
-    )
-    write_json(folder / "tokenizer_config.json", {"do_lower_case": saved.do_lower_case})
-    write_json(
-        folder / "special_tokens_map.json",
-        {
-            "unk_token": "[UNK]",
-            "sep_token": "[SEP]",
-            "pad_token": "[PAD]",
-            "cls_token": "[CLS]",
-            "mask_token": "[MASK]",
-        },
-    )
-    torch.save(asdict(run.config), folder / TRAINING_ARGS_FILE)
-
-
-def checkpoint_folders(output_dir: Path) -> List[Path]:
-    """checkpoint-N folders, oldest first."""
-    found = []
-    for path in output_dir.glob(f"{CHECKPOINT_PREFIX}*"):
-        suffix = path.name[len(CHECKPOINT_PREFIX) :]
-        if path.is_dir() and suffix.isdigit():
-            found.append((int(suffix), path))
-    return [path for _, path in sorted(found)]
-
-
 # -- the loop ----------------------------------------------------------------------------
 
 
@@ -335,7 +294,8 @@ class Trainer:
         clip = make_clipper([p for p in self.model.parameters() if p.requires_grad], run)
         step = 0
         if resume_from is not None:
-            step = self._restore(resume_from, optimizer, scheduler)
+            step = restore_checkpoint(resume_from, optimizer, scheduler, run.device)
+            log.info("Resuming from %s at update %d", resume_from, step)
         log.info(
             "%d examples, %d updates of %d x %d x %d sequences (batch x accumulation x "
             "processes), warm-up %d",
@@ -413,45 +373,21 @@ class Trainer:
         return total
 
     def save_checkpoint(self, step: int, optimizer, scheduler) -> Optional[Path]:
-        """checkpoint-<step>/ (rank 0), whole or not at all; older ones past the limit go."""
-        run = self.run
-        folder = Path(self.config.output_dir) / f"{CHECKPOINT_PREFIX}{step}"
-        if run.is_main:
-            with atomic_directory(folder) as tmp:
-                write_model_folder(self.model, self.saved, tmp, run)
-                torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-                torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
-                torch.save(_rng_state(), tmp / RNG_FILE)
-                write_json(tmp / STATE_FILE, {"global_step": step})
+        """checkpoint-<step>/ (rank 0; the folder, None elsewhere); every rank waits for it."""
+        folder = None
+        if self.run.is_main:
+            folder = save_checkpoint(
+                self.model, self.saved, self.config, step, optimizer, scheduler
+            )
             log.info("Saved %s", folder)
-            self._prune_checkpoints()
-        run.barrier()
+        self.run.barrier()
         return folder
-
-    def _prune_checkpoints(self) -> None:
-        limit = self.config.save_total_limit
-        if limit is None or limit < 1:
-            return
-        folders = checkpoint_folders(Path(self.config.output_dir))
-        for old in folders[: max(0, len(folders) - limit)]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def _restore(self, folder: Path, optimizer, scheduler) -> int:
-        step = resumable_step(folder)
-        assert step is not None, folder
-        device = self.run.device
-        optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location=device))
-        scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
-        if (folder / RNG_FILE).is_file():
-            _set_rng_state(torch.load(folder / RNG_FILE, weights_only=False))
-        log.info("Resuming from %s at update %d", folder, step)
-        return step
 
     def save_final(self) -> None:
         """The trained model in --output_dir, as HF's save_pretrained leaves it (rank 0)."""
         if self.run.is_main:
             output = Path(self.config.output_dir)
-            write_model_folder(self.model, self.saved, output, self.run)
+            write_model_folder(self.model, self.saved, output, self.config)
             log.info("Saved the model to %s", output)
         self.run.barrier()
 
@@ -480,20 +416,6 @@ class Trainer:
             bar.update(len(batch[next(iter(batch))]))
         bar.close()
         return [np.concatenate(parts) for parts in outputs]
-
-
-def _rng_state() -> dict:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
 
 
 def plot_training(run: Run, run_log: RunLog) -> None:

@@ -1,4 +1,4 @@
-"""The steps every TensorFlow fine-tuning flow shares (SQuAD, GLUE, and the other models').
+"""The steps every TensorFlow run shares (SQuAD, GLUE, pre-training; every model).
 
 `start_run` puts the run on its device, seeds it, builds the model in the right
 precision and makes the output directory; `starting_weights` reads and checks the
@@ -20,21 +20,17 @@ import numpy as np
 import tensorflow as tf
 
 from bertfam.bert_config import BertConfig
-from bertfam.checkpoints import match_weights
+from bertfam.checkpoints import BERT_TABLE, NameTable, match_weights
+from bertfam.errors import FlagError
 from bertfam.plot_metrics import plot_metrics
-from bertfam.run_config import (
-    SHUFFLE_BUFFER,
-    SHUFFLE_SEED,
-    RunFlagError,
-    TrainingRunConfig,
-    has_checkpoint,
-)
 from bertfam.runlog import RunLog, read_metrics
 from bertfam.tf.bf16 import Bf16Policy
 from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
 from bertfam.tf.device import bf16_policy, select_device
 from bertfam.tf.distributed import Workers, init_workers
-from bertfam.tf.training import TrainConfig, Trainer
+from bertfam.tf.optimization import adamw
+from bertfam.tf.run_config import SHUFFLE_BUFFER, SHUFFLE_SEED, RunConfig, has_checkpoint
+from bertfam.tf.training import LossFn, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +48,9 @@ class Run:
     output_dir: Path
 
 
-def start_run(config: TrainingRunConfig, model_config: BertConfig) -> Run:
-    device = select_device(config.device, config.bf16)
-    precision = bf16_policy(device, config.bf16)
+def start_run(config: RunConfig, model_config: BertConfig) -> Run:
+    device = select_device(config.device, config.bf16_config_path)
+    precision = bf16_policy(device, config.bf16_config_path)
     workers = init_workers(config.use_horovod, config.horovod_hierarchical_allreduce)
     if config.deterministic_run:
         tf.random.set_seed(config.deterministic_seed)
@@ -65,10 +61,6 @@ def start_run(config: TrainingRunConfig, model_config: BertConfig) -> Run:
     if workers.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     return Run(workers, precision, model_config, output_dir)
-
-
-def trainable_by_name(model: tf.Module) -> Dict[str, tf.Variable]:
-    return {v.name.rsplit(":", 1)[0]: v for v in model.trainable_variables}
 
 
 def worker_batches(
@@ -92,38 +84,26 @@ def worker_batches(
 
 
 def train(
-    config: TrainingRunConfig,
+    config: RunConfig,
     run: Run,
     variables: Dict[str, tf.Variable],
-    loss_fn: Callable,
+    loss_fn: LossFn,
     arrays: Dict[str, np.ndarray],
     num_examples: int,
     run_log: RunLog,
     warm_start: Optional[StartingWeights],
+    optimizer: Callable = adamw,
 ) -> int:
     """Resume from the run's latest checkpoint, else start from `warm_start` (the
     --init_checkpoint weights `starting_weights` read), and train; returns the final
     update count."""
     total_steps = config.train_steps(num_examples, run.workers.size)
-    train_config = TrainConfig(
-        output_dir=config.output_dir,
-        learning_rate=config.learning_rate,
-        total_steps=total_steps,
-        warmup_steps=config.warmup_steps(total_steps),
-        batch_size=config.train_batch_size,
-        accumulation_steps=config.num_accumulation_steps,
-        save_checkpoints_steps=config.save_checkpoints_steps,
-        keep_checkpoint_max=config.keep_checkpoint_max,
-        log_every_steps=config.save_summary_steps,
-        weight_decay_rate=config.weight_decay_rate,
-        beta_1=config.beta_1,
-        beta_2=config.beta_2,
-        profile_steps=config.profile_steps(),
-    )
     trainer = Trainer(
         loss_fn,
         variables,
-        train_config,
+        config,
+        total_steps,
+        optimizer=optimizer,
         is_main_process=run.workers.is_main_process,
         world_size=run.workers.size,
         allreduce=run.workers.allreduce,
@@ -152,7 +132,10 @@ class StartingWeights:
 
 
 def starting_weights(
-    config: TrainingRunConfig, variables: Dict[str, tf.Variable], fresh_prefixes: Sequence[str]
+    config: RunConfig,
+    variables: Dict[str, tf.Variable],
+    fresh_prefixes: Sequence[str],
+    table: NameTable = BERT_TABLE,
 ) -> Optional[StartingWeights]:
     """The weights this run starts from, read and checked against `variables`.
 
@@ -163,23 +146,23 @@ def starting_weights(
     if config.do_train:
         if has_checkpoint(config.output_dir) or not config.init_checkpoint:
             return None
-        return _checked_weights(config.init_checkpoint, variables, fresh_prefixes)
+        return _checked_weights(config.init_checkpoint, variables, fresh_prefixes, table)
     output_dir = Path(config.output_dir)
     latest = tf.train.latest_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if latest:
         reader = tf.train.load_checkpoint(latest)
         step = int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else 0
-        return _checked_weights(latest, variables, (), step)
+        return _checked_weights(latest, variables, (), table, step)
     if not config.init_checkpoint:
-        raise RunFlagError(
+        raise FlagError(
             "predicting without --do_train needs trained weights: a checkpoint in "
             "--output_dir or --init_checkpoint"
         )
-    return _checked_weights(config.init_checkpoint, variables, fresh_prefixes)
+    return _checked_weights(config.init_checkpoint, variables, fresh_prefixes, table)
 
 
-def _checked_weights(source, variables, fresh_prefixes, step: int = 0) -> StartingWeights:
-    weights, description = read_init_checkpoint(source)
+def _checked_weights(source, variables, fresh_prefixes, table, step=0) -> StartingWeights:
+    weights, description = read_init_checkpoint(source, table)
     shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
     match_weights(shapes, weights, description, fresh_prefixes)  # raises before any write
     return StartingWeights(weights, description, fresh_prefixes, step)

@@ -1,1 +1,0 @@
-"""GLUE-style fine-tuning runs: the framework-free configuration and input checks."""
