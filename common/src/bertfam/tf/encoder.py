@@ -131,9 +131,33 @@ class Embeddings(tf.Module):
         return dropout(self.LayerNorm(embedded), self.config.hidden_dropout_prob, training, p)
 
 
+class _Projection(tf.Module):
+    """A dense layer and (unless None) the layer norm after it: Google's ``attention/output``,
+    ``intermediate`` and ``output`` blocks."""
+
+    def __init__(self, dense: Dense, layer_norm: Optional[LayerNorm] = None):
+        super().__init__(name="projection")
+        self.dense = dense
+        self.LayerNorm = layer_norm
+
+
+class _Attention(tf.Module):
+    def __init__(self, self_attention: SelfAttention, output: _Projection):
+        super().__init__(name="attention")
+        self.self_attention = self_attention
+        self.output = output
+
+
 class TransformerLayer(tf.Module):
     """One post-norm layer: attention, projection, (dropout,) residual, layer norm; then
-    the feed-forward expansion, its activation, projection, dropout, residual, layer norm."""
+    the feed-forward expansion, its activation, projection, dropout, residual, layer norm.
+
+    The sub-modules follow Google's scopes (``attention`` with ``self_attention`` and
+    ``output``, then ``intermediate`` and ``output``) whatever the checkpoint calls them.
+    tf.Module lists variables by attribute name, and that is the order in which their
+    gradients are summed into the global norm: a different layout moves results in the
+    last bits.
+    """
 
     def __init__(self, config: BertConfig, names: EncoderNames, scope: str, precision: Bf16Policy):
         super().__init__(name="layer")  # a Python name; the checkpoint names are `scope`
@@ -143,20 +167,29 @@ class TransformerLayer(tf.Module):
         self.names = names
         self.scope = scope
         self.precision = precision
-        self.attention = SelfAttention(
+
+        def dense(name: str, size_in: int, size_out: int) -> Dense:
+            return Dense(f"{scope}/{name}", size_in, size_out, init, precision)
+
+        def layer_norm(name: str) -> LayerNorm:
+            return LayerNorm(f"{scope}/{name}", hidden, eps, precision)
+
+        # Created in Google's order (query, key, value, output, ...): each draws its
+        # initial values from the seeded generator in turn.
+        self_attention = SelfAttention(
             config, f"{scope}/{names.attention}", precision, names.projections
         )
-        self.attention_output = Dense(
-            f"{scope}/{names.attention_output}", hidden, hidden, init, precision
+        self.attention = _Attention(
+            self_attention,
+            _Projection(
+                dense(names.attention_output, hidden, hidden),
+                layer_norm(names.attention_layer_norm),
+            ),
         )
-        self.attention_layer_norm = LayerNorm(
-            f"{scope}/{names.attention_layer_norm}", hidden, eps, precision
-        )
-        self.intermediate = Dense(f"{scope}/{names.intermediate}", hidden, inner, init, precision)
+        self.intermediate = _Projection(dense(names.intermediate, hidden, inner))
         self.activation = Activation(config.hidden_act, precision)
-        self.output = Dense(f"{scope}/{names.output}", inner, hidden, init, precision)
-        self.output_layer_norm = LayerNorm(
-            f"{scope}/{names.output_layer_norm}", hidden, eps, precision
+        self.output = _Projection(
+            dense(names.output, inner, hidden), layer_norm(names.output_layer_norm)
         )
 
     def _residual(self, x, residual, op_path: str) -> tf.Tensor:
@@ -168,16 +201,16 @@ class TransformerLayer(tf.Module):
 
     def __call__(self, hidden, additive_mask, training: bool) -> tf.Tensor:
         rate, p = self.config.hidden_dropout_prob, self.precision
-        attended = self.attention_output(self.attention(hidden, additive_mask, training))
+        attention = self.attention
+        attended = attention.output.dense(attention.self_attention(hidden, additive_mask, training))
         if self.names.dropout_after_attention:
             attended = dropout(attended, rate, training, p)
         attended = self._residual(attended, hidden, self.names.residual_attention)
-        attended = self.attention_layer_norm(attended)
-        expanded = self.activation(self.intermediate(attended))
-        transformed = dropout(self.output(expanded), rate, training, p)
-        return self.output_layer_norm(
-            self._residual(transformed, attended, self.names.residual_output)
-        )
+        attended = attention.output.LayerNorm(attended)
+        expanded = self.activation(self.intermediate.dense(attended))
+        transformed = dropout(self.output.dense(expanded), rate, training, p)
+        summed = self._residual(transformed, attended, self.names.residual_output)
+        return self.output.LayerNorm(summed)
 
 
 class Pooler(tf.Module):
