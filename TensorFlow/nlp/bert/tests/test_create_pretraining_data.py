@@ -265,3 +265,27 @@ def test_records_read_back_as_the_arrays_written(tmp_path, vocab):
     back = read_example_files([str(tmp_path / "one.tfrecord")], 64, 10)
     for name, array in arrays.items():
         np.testing.assert_array_equal(back[name], array)
+
+
+@pytest.mark.parametrize("name", ["30k-clean.model", "30k-clean.vocab"])
+def test_a_sentencepiece_vocabulary_is_refused(shared_data, tmp_path, name):
+    vocab = shared_data / "albert_spm" / name
+    if not vocab.is_file():
+        pytest.skip(f"albert_spm/{name} not found in {shared_data}")
+    output = tmp_path / "out.tfrecord"
+    sample = Path(__file__)  # any text: the vocabulary is refused before it is read
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            f"--input_file={sample}",
+            f"--output_file={output}",
+            f"--vocab_file={vocab}",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and f"vocab file {vocab}" in lines[0]
+    assert not output.exists()
