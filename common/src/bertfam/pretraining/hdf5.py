@@ -1,0 +1,74 @@
+"""Pre-training instances as NVIDIA's hdf5 shards (the PyTorch BERT recipe's input).
+
+One file per shard (upstream-surface.md §7.3), gzip-compressed datasets of N rows:
+``input_ids`` int32 [N, L], ``input_mask`` and ``segment_ids`` int8 [N, L],
+``masked_lm_positions`` and ``masked_lm_ids`` int32 [N, P] (zero-padded: the first 0
+position ends the real ones), ``next_sentence_labels`` int8 [N]. The values are those of
+`bertfam.pretraining.features.instance_arrays`, the arrays the TFRecord writer stores,
+so the two formats hold the same examples. A shard is written under a temporary name
+and renamed when complete. h5py is imported when used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Union
+
+import numpy as np
+
+from bertfam.pretraining.instances import PretrainingDataError
+
+# Dataset name -> NVIDIA's dtype; masked_lm_weights is not stored (the zeros say it).
+HDF5_DTYPES = {
+    "input_ids": "i4",
+    "input_mask": "i1",
+    "segment_ids": "i1",
+    "masked_lm_positions": "i4",
+    "masked_lm_ids": "i4",
+    "next_sentence_labels": "i1",
+}
+
+
+def write_hdf5_shard(arrays: Dict[str, np.ndarray], path: Union[str, Path]) -> int:
+    """Write `arrays` (as `instance_arrays` gives them) as one shard; returns the rows."""
+    import h5py
+
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(temporary, "w") as shard:
+            for name, dtype in HDF5_DTYPES.items():
+                values = arrays[name]
+                if name == "next_sentence_labels":
+                    values = values.reshape(-1)
+                shard.create_dataset(name, data=values.astype(dtype), compression="gzip")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return len(arrays["input_ids"])
+
+
+def read_hdf5_shard(path: Union[str, Path]) -> Dict[str, np.ndarray]:
+    """{dataset: array} of one shard; a file that is not one is a `PretrainingDataError`."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as shard:
+            missing = [name for name in HDF5_DTYPES if name not in shard]
+            if missing:
+                raise PretrainingDataError(f"{path}: not a pre-training shard (no {missing[0]})")
+            return {name: shard[name][()] for name in HDF5_DTYPES}
+    except OSError as error:
+        raise PretrainingDataError(f"{path}: cannot read it as hdf5 ({error})") from None
+
+
+def masked_lm_labels(positions: np.ndarray, ids: np.ndarray, seq_length: int) -> np.ndarray:
+    """NVIDIA's loader's labels [N, L]: -1 everywhere but at the real masked positions
+    (those before the first 0 in a row of `positions`), which get their `ids`."""
+    labels = np.full((len(positions), seq_length), -1, dtype=np.int64)
+    for row, (row_positions, row_ids) in enumerate(zip(positions, ids)):
+        zeros = np.flatnonzero(row_positions == 0)
+        count = zeros[0] if len(zeros) else len(row_positions)
+        labels[row, row_positions[:count]] = row_ids[:count]
+    return labels
