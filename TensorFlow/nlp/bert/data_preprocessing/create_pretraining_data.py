@@ -15,10 +15,8 @@ pieces of a word together, as Google's current script does.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import random
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: fewer banners
@@ -26,12 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: f
 from absl import app, flags  # noqa: E402
 
 from bertfam.errors import FlagError, UserError, report_and_exit  # noqa: E402
-from bertfam.pretraining.features import instance_arrays  # noqa: E402
-from bertfam.pretraining.instances import (  # noqa: E402
-    InstanceOptions,
-    create_training_instances,
-    read_documents,
-)
+from bertfam.pretraining.create import pretraining_arrays  # noqa: E402
 
 flags.DEFINE_string("input_file", None, "Input text files (comma-separated globs).")
 flags.DEFINE_string("output_file", None, "Output TFRecord files (comma-separated).")
@@ -50,44 +43,14 @@ FLAGS = flags.FLAGS
 log = logging.getLogger("create_pretraining_data")
 
 
-def input_files(patterns: str) -> list:
-    """Each comma-separated glob's matches, sorted, in the order the globs are given."""
-    files = []
-    for pattern in patterns.split(","):
-        matches = sorted(glob.glob(pattern))
-        if not matches:
-            raise FlagError(f"--input_file: {pattern!r} matches no file")
-        files.extend(matches)
-    return files
-
-
 def main(_) -> None:
     logging.getLogger().setLevel(logging.INFO)
     try:
-        options = InstanceOptions(
-            max_seq_length=FLAGS.max_seq_length,
-            max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-            masked_lm_prob=FLAGS.masked_lm_prob,
-            short_seq_prob=FLAGS.short_seq_prob,
-            dupe_factor=FLAGS.dupe_factor,
-            do_whole_word_mask=FLAGS.do_whole_word_mask,
-        )
-        options.check()
-        from bertfam.tokenization.wordpiece import WordPieceTokenizer
-
-        tokenizer = WordPieceTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
-        files = input_files(FLAGS.input_file)
         output_files = FLAGS.output_file.split(",")
         for path in output_files:
             if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
                 raise FlagError(f"--output_file: the folder of {path} does not exist")
-        log.info("*** Reading from input files ***\n  %s", "\n  ".join(files))
-        documents = read_documents(files, tokenizer)
-        rng = random.Random(FLAGS.random_seed)
-        instances = create_training_instances(documents, list(tokenizer.vocab), options, rng)
-        arrays = instance_arrays(
-            instances, tokenizer, options.max_seq_length, options.max_predictions_per_seq
-        )
+        arrays = pretraining_arrays(FLAGS)
         from bertfam.tf.pretraining_records import write_example_files  # TensorFlow loads
 
         count = write_example_files(arrays, output_files, show_progress=sys.stderr.isatty())

@@ -15,19 +15,12 @@ gzip-compressed hdf5 shard, the examples dealt round-robin over them.
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
-import random
 from pathlib import Path
 
 from bertfam.errors import FlagError, OneLineParser, exit_on_user_error
-from bertfam.pretraining.features import instance_arrays
+from bertfam.pretraining.create import pretraining_arrays
 from bertfam.pretraining.hdf5 import write_hdf5_shard
-from bertfam.pretraining.instances import (
-    InstanceOptions,
-    create_training_instances,
-    read_documents,
-)
 
 log = logging.getLogger("create_pretraining_data")
 
@@ -52,36 +45,12 @@ def parse_flags(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_flags(argv)
-    options = InstanceOptions(
-        max_seq_length=args.max_seq_length,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        masked_lm_prob=args.masked_lm_prob,
-        short_seq_prob=args.short_seq_prob,
-        dupe_factor=args.dupe_factor,
-        do_whole_word_mask=args.do_whole_word_mask,
-    )
-    options.check()
-    from bertfam.tokenization.wordpiece import WordPieceTokenizer
-
-    tokenizer = WordPieceTokenizer(args.vocab_file, do_lower_case=args.do_lower_case)
-    files = []
-    for pattern in args.input_file.split(","):
-        matches = sorted(glob.glob(pattern))
-        if not matches:
-            raise FlagError(f"--input_file: {pattern!r} matches no file")
-        files.extend(matches)
     outputs = args.output_file.split(",")
     for path in outputs:
         if not Path(path).resolve().parent.is_dir():
             raise FlagError(f"--output_file: the folder of {path} does not exist")
-    documents = read_documents(files, tokenizer)
-    instances = create_training_instances(
-        documents, list(tokenizer.vocab), options, random.Random(args.random_seed)
-    )
-    arrays = instance_arrays(
-        instances, tokenizer, options.max_seq_length, options.max_predictions_per_seq
-    )
-    for index, path in enumerate(outputs):
+    arrays = pretraining_arrays(args)
+    for index, path in enumerate(outputs):  # dealt round-robin, as the TFRecord writer does
         rows = write_hdf5_shard({k: v[index :: len(outputs)] for k, v in arrays.items()}, path)
         log.info("wrote %s (%d examples)", path, rows)
 

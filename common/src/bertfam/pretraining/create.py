@@ -1,0 +1,59 @@
+"""The whole of a ``create_pretraining_data.py`` but the writing, shared by the TensorFlow
+script (TFRecords) and the PyTorch one (hdf5 shards): both take Google's flag names."""
+
+from __future__ import annotations
+
+import glob
+import random
+from typing import Dict, List
+
+import numpy as np
+
+from bertfam.errors import FlagError
+from bertfam.pretraining.features import instance_arrays
+from bertfam.pretraining.instances import (
+    InstanceOptions,
+    create_training_instances,
+    read_documents,
+)
+
+
+def input_files(patterns: str) -> List[str]:
+    """Each comma-separated glob's matches, sorted, in the order the globs are given."""
+    files = []
+    for pattern in patterns.split(","):
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise FlagError(f"--input_file: {pattern!r} matches no file")
+        files.extend(matches)
+    return files
+
+
+def options_from_flags(values) -> InstanceOptions:
+    """The instance settings from parsed flags named as Google's (absl or argparse)."""
+    options = InstanceOptions(
+        max_seq_length=values.max_seq_length,
+        max_predictions_per_seq=values.max_predictions_per_seq,
+        masked_lm_prob=values.masked_lm_prob,
+        short_seq_prob=values.short_seq_prob,
+        dupe_factor=values.dupe_factor,
+        do_whole_word_mask=values.do_whole_word_mask,
+    )
+    options.check()
+    return options
+
+
+def pretraining_arrays(values) -> Dict[str, np.ndarray]:
+    """Read, tokenize, make the instances and lay them out, as parsed flags `values`
+    (``--input_file --vocab_file --do_lower_case --random_seed`` and the instance flags)
+    say; every flag is checked before the corpus is read."""
+    options = options_from_flags(values)
+    from bertfam.tokenization.wordpiece import WordPieceTokenizer
+
+    tokenizer = WordPieceTokenizer(values.vocab_file, do_lower_case=values.do_lower_case)
+    documents = read_documents(input_files(values.input_file), tokenizer)
+    rng = random.Random(values.random_seed)
+    instances = create_training_instances(documents, list(tokenizer.vocab), options, rng)
+    return instance_arrays(
+        instances, tokenizer, options.max_seq_length, options.max_predictions_per_seq
+    )
