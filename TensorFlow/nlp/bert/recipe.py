@@ -23,6 +23,4 @@ def classifier_model(model_config, num_labels, dropout_before_logits, precision)
 
 
 # BertConfig, WordPiece and BERT's name table are the recipe's defaults.
-RECIPE = ModelRecipe(
-    "bert", "bert_config_file", squad_model=squad_model, classifier_model=classifier_model
-)
+RECIPE = ModelRecipe("bert_config_file", squad_model=squad_model, classifier_model=classifier_model)

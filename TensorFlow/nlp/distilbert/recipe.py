@@ -17,7 +17,6 @@ def squad_model(model_config, precision):
 
 
 RECIPE = ModelRecipe(
-    "distilbert",
     "distilbert_config_file",
     DistilBertConfig.from_json_file,
     squad_model=squad_model,

@@ -138,3 +138,28 @@ def write_mrpc(folder, train, dev, test):
         + "".join(f"{i}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (_, a, b) in enumerate(test))
     )
     return folder
+
+
+def pretraining_corpus(path: Path, vocab: Path, seed: int, documents: int = 60) -> Path:
+    """A pre-training corpus over a real vocabulary: one sentence a line, a blank line
+    after each document; documents of 1 to 14 sentences (one-sentence ones too) of 2 to 30
+    words: vocabulary words, words glued from two (several word pieces), numbers and
+    punctuation."""
+    rng = random.Random(seed)
+    words = [w for w in Path(vocab).read_text().split("\n") if w.isalpha() and len(w) > 2]
+    lines = []
+    for _ in range(documents):
+        for _ in range(rng.choice([1, 1, 2, 3, 5, 8, 14])):
+            sentence = []
+            for _ in range(rng.randint(2, 30)):
+                kind = rng.random()
+                if kind < 0.7:
+                    sentence.append(rng.choice(words))
+                elif kind < 0.9:
+                    sentence.append(rng.choice(words) + rng.choice(words))
+                else:
+                    sentence.append(rng.choice([",", "1984", "3.14", "(x)", "’s"]))
+            lines.append(" ".join(sentence).capitalize() + ".")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

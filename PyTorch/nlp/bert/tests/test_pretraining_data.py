@@ -13,27 +13,12 @@ import pytest
 from bertfam.pretraining.features import instance_arrays
 from bertfam.pretraining.hdf5 import HDF5_DTYPES, masked_lm_labels, read_hdf5_shard
 from bertfam.pretraining.instances import InstanceOptions, create_training_instances, read_documents
+from bertfam.tinydata import pretraining_corpus as write_corpus
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 h5py = pytest.importorskip("h5py", reason="h5py writes the shards")
 
 SCRIPT = Path(__file__).resolve().parents[1] / "pretraining" / "data" / "create_pretraining_data.py"
-
-
-def write_corpus(path: Path, vocab: Path, seed: int, documents: int = 30) -> Path:
-    rng = random.Random(seed)
-    words = [w for w in vocab.read_text().split("\n") if w.isalpha() and len(w) > 2]
-    lines = []
-    for _ in range(documents):
-        for _ in range(rng.choice([1, 2, 4, 9])):
-            sentence = " ".join(
-                rng.choice(words) + (rng.choice(words) if rng.random() < 0.2 else "")
-                for _ in range(rng.randint(3, 25))
-            )
-            lines.append(sentence + ".")
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def run(*flags):

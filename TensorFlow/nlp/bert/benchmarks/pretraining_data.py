@@ -4,8 +4,8 @@ r"""Wall time of create_pretraining_data: ours against Google's, same corpus, fl
     python benchmarks/pretraining_data.py --vocab_file $BERT_DIR/vocab.txt \
         [--documents 2000] [--dupe_factor 5] [--max_seq_length 128]
 
-Writes a corpus of random sentences over the vocabulary (one sentence a line, blank lines
-between documents), then runs, one after the other in this process, Google's
+Writes a corpus of random sentences over the vocabulary (`bertfam.tinydata`'s, as the
+tests use), then runs, one after the other in this process, Google's
 `create_training_instances` + `write_instance_to_example_files` (its pure-Python
 tokenizer) and ours (`bertfam.pretraining` on the Rust tokenizer, then
 `bertfam.tf.pretraining_records`), each on one core's worth of work, and checks that the
@@ -23,23 +23,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")  # the Rust tokenizer on one core too
-
-
-def write_corpus(path: Path, vocab_file: str, documents: int, seed: int = 0) -> int:
-    rng = random.Random(seed)
-    words = [w for w in Path(vocab_file).read_text().split("\n") if w.isalpha() and len(w) > 2]
-    lines = 0
-    with open(path, "w", encoding="utf-8") as handle:
-        for _ in range(documents):
-            for _ in range(rng.randint(1, 20)):
-                sentence = " ".join(
-                    rng.choice(words) + (rng.choice(words) if rng.random() < 0.2 else "")
-                    for _ in range(rng.randint(4, 30))
-                )
-                handle.write(sentence.capitalize() + ".\n")
-                lines += 1
-            handle.write("\n")
-    return lines
 
 
 def google(corpus: Path, output: Path, args) -> float:
@@ -98,9 +81,12 @@ def main() -> None:
     args = parser.parse_args()
     import tensorflow  # noqa: F401  (loaded before either timer starts)
 
+    from bertfam.tinydata import pretraining_corpus
+
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        lines = write_corpus(folder / "corpus.txt", args.vocab_file, args.documents)
+        corpus = pretraining_corpus(folder / "corpus.txt", args.vocab_file, 0, args.documents)
+        lines = sum(1 for line in corpus.read_text().splitlines() if line)
         theirs_s = google(folder / "corpus.txt", folder / "google.tfrecord", args)
         ours_s = ours(folder / "corpus.txt", folder / "ours.tfrecord", args)
         same = (folder / "google.tfrecord").read_bytes() == (folder / "ours.tfrecord").read_bytes()

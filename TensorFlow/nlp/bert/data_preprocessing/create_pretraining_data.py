@@ -23,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: f
 
 from absl import app, flags  # noqa: E402
 
-from bertfam.errors import FlagError, UserError, report_and_exit  # noqa: E402
-from bertfam.pretraining.create import pretraining_arrays  # noqa: E402
+from bertfam.errors import UserError, report_and_exit  # noqa: E402
+from bertfam.pretraining.create import output_files, pretraining_arrays  # noqa: E402
 
 flags.DEFINE_string("input_file", None, "Input text files (comma-separated globs).")
 flags.DEFINE_string("output_file", None, "Output TFRecord files (comma-separated).")
@@ -46,15 +46,12 @@ log = logging.getLogger("create_pretraining_data")
 def main(_) -> None:
     logging.getLogger().setLevel(logging.INFO)
     try:
-        output_files = FLAGS.output_file.split(",")
-        for path in output_files:
-            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                raise FlagError(f"--output_file: the folder of {path} does not exist")
+        outputs = output_files(FLAGS.output_file)
         arrays = pretraining_arrays(FLAGS)
         from bertfam.tf.pretraining_records import write_example_files  # TensorFlow loads
 
-        count = write_example_files(arrays, output_files, show_progress=sys.stderr.isatty())
-        log.info("Wrote %d total instances to %s", count, ", ".join(output_files))
+        count = write_example_files(arrays, outputs, show_progress=sys.stderr.isatty())
+        log.info("Wrote %d total instances to %s", count, ", ".join(outputs))
     except UserError as error:
         report_and_exit(error, prog="create_pretraining_data.py")
 

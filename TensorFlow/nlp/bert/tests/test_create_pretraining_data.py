@@ -29,6 +29,7 @@ from bertfam.pretraining.instances import (  # noqa: E402
     create_training_instances,
     read_documents,
 )
+from bertfam.tinydata import pretraining_corpus as write_corpus  # noqa: E402
 from bertfam.tokenization.wordpiece import WordPieceTokenizer  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "data_preprocessing" / "create_pretraining_data.py"
@@ -48,27 +49,18 @@ def vocab(minilm_dir) -> Path:
     return minilm_dir / "vocab.txt"  # the BERT uncased vocabulary
 
 
-def write_corpus(path: Path, vocab: Path, seed: int, documents: int = 60) -> Path:
-    """Documents of 1-14 sentences of 2-30 words: vocabulary words, words glued from two
-    (several pieces), numbers and punctuation."""
-    rng = random.Random(seed)
-    words = [w for w in vocab.read_text().split("\n") if w.isalpha() and len(w) > 2]
-    lines = []
-    for _ in range(documents):
-        for _ in range(rng.choice([1, 1, 2, 3, 5, 8, 14])):
-            sentence = []
-            for _ in range(rng.randint(2, 30)):
-                kind = rng.random()
-                if kind < 0.7:
-                    sentence.append(rng.choice(words))
-                elif kind < 0.9:
-                    sentence.append(rng.choice(words) + rng.choice(words))
-                else:
-                    sentence.append(rng.choice([",", "1984", "3.14", "(x)", "’s"]))
-            lines.append(" ".join(sentence).capitalize() + ".")
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def run_script(input_file, output_file, vocab, *flags):
+    command = [sys.executable, str(SCRIPT), f"--input_file={input_file}",
+               f"--output_file={output_file}", f"--vocab_file={vocab}", *flags]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def assert_refused(result, message: str, output: Path) -> None:
+    """One line naming the problem, exit status 2, and no output file."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not output.exists()
 
 
 def google_instances(files, vocab, seed, options: InstanceOptions):
@@ -141,23 +133,15 @@ def test_script_writes_googles_records_byte_for_byte(tmp_path, vocab):
     google_cpd.write_instance_to_example_files(instances, tokenizer, 64, 10, expected)
 
     ours = [tmp_path / f"ours-{n}.tfrecord" for n in range(2)]
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            f"--input_file={tmp_path}/corpus*.txt",
-            f"--output_file={ours[0]},{ours[1]}",
-            f"--vocab_file={vocab}",
-            "--do_lower_case=True",
-            "--max_seq_length=64",
-            "--max_predictions_per_seq=10",
-            "--random_seed=99",
-            "--dupe_factor=2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    result = run_script(
+        f"{tmp_path}/corpus*.txt",
+        f"{ours[0]},{ours[1]}",
+        vocab,
+        "--do_lower_case=True",
+        "--max_seq_length=64",
+        "--max_predictions_per_seq=10",
+        "--random_seed=99",
+        "--dupe_factor=2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for mine, google in zip(ours, expected):
@@ -218,39 +202,14 @@ def test_whole_word_masking_masks_every_piece_of_a_word_or_none(tmp_path, vocab)
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, vocab, flags, message):
     corpus = write_corpus(tmp_path / "corpus.txt", vocab, seed=1, documents=3)
     output = tmp_path / "out.tfrecord"
-    command = [
-        sys.executable,
-        str(SCRIPT),
-        f"--input_file={corpus}",
-        f"--output_file={output}",
-        f"--vocab_file={vocab}",
-        *flags,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0]
-    assert not output.exists()
+    assert_refused(run_script(corpus, output, vocab, *flags), message, output)
 
 
 def test_empty_corpus_is_refused(tmp_path, vocab):
     corpus = tmp_path / "empty.txt"
     corpus.write_text("\n\n   \n")
     output = tmp_path / "out.tfrecord"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            f"--input_file={corpus}",
-            f"--output_file={output}",
-            f"--vocab_file={vocab}",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2 and "no text" in result.stderr
-    assert not output.exists()
+    assert_refused(run_script(corpus, output, vocab), "no text", output)
 
 
 def test_records_read_back_as_the_arrays_written(tmp_path, vocab):
@@ -274,18 +233,4 @@ def test_a_sentencepiece_vocabulary_is_refused(shared_data, tmp_path, name):
         pytest.skip(f"albert_spm/{name} not found in {shared_data}")
     output = tmp_path / "out.tfrecord"
     sample = Path(__file__)  # any text: the vocabulary is refused before it is read
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            f"--input_file={sample}",
-            f"--output_file={output}",
-            f"--vocab_file={vocab}",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and f"vocab file {vocab}" in lines[0]
-    assert not output.exists()
+    assert_refused(run_script(sample, output, vocab), f"vocab file {vocab}", output)

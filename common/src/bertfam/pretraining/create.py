@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import random
+from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
@@ -27,6 +28,15 @@ def input_files(patterns: str) -> List[str]:
             raise FlagError(f"--input_file: {pattern!r} matches no file")
         files.extend(matches)
     return files
+
+
+def output_files(value: str) -> List[str]:
+    """--output_file's comma-separated paths, each in a folder that exists."""
+    paths = value.split(",")
+    for path in paths:
+        if not Path(path).resolve().parent.is_dir():
+            raise FlagError(f"--output_file: the folder of {path} does not exist")
+    return paths
 
 
 def options_from_flags(values) -> InstanceOptions:

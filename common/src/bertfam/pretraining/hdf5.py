@@ -44,6 +44,8 @@ def write_hdf5_shard(arrays: Dict[str, np.ndarray], path: Union[str, Path]) -> i
                     values = values.reshape(-1)
                 shard.create_dataset(name, data=values.astype(dtype), compression="gzip")
         os.replace(temporary, path)
+    except OSError as error:  # a full disk, a folder we may not write to
+        raise PretrainingDataError(f"{path}: cannot write the shard ({error})") from None
     finally:
         temporary.unlink(missing_ok=True)
     return len(arrays["input_ids"])

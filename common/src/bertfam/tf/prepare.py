@@ -57,7 +57,7 @@ def check_squad(config: SquadRunConfig, model_config: BertConfig) -> None:
             "bertfam-squad-evaluate <predict_file> <output_dir>/predictions.json"
         )
     config.check_inputs(model_config, train=config.do_train, predict=config.do_predict)
-    check_common(config, model_config, config.max_seq_length)
+    check_common(config)
     require_at_least_one(predict_batch_size=config.predict_batch_size)
 
 
@@ -91,7 +91,8 @@ class PreparedClassifier:
 
 def check_classifier(config: ClassifierRunConfig, model_config: BertConfig) -> None:
     """google-research/bert's checks in `main`, plus the ones it left to chance."""
-    check_common(config, model_config, config.max_seq_length)
+    model_config.check_max_seq_length(config.max_seq_length)
+    check_common(config)
     require_at_least_one(
         eval_batch_size=config.eval_batch_size, predict_batch_size=config.predict_batch_size
     )

@@ -1,14 +1,13 @@
 """What a TensorFlow model folder contributes: its recipe.
 
-A recipe names the model's config flag and class, its tokenizer, the networks it builds
+A recipe names the model's config flag and reader, its tokenizer, the networks it builds
 for each task and the table its HuggingFace checkpoints are read with. The task entry
 points (`bertfam.tf.scripts`) take a recipe and do the rest, so a model's
 ``run_squad.py`` is a few lines:
 
-    RECIPE = ModelRecipe(name="bert", config_flag="bert_config_file",
-                         read_config=BertConfig.from_json_file, squad_model=build_squad)
+    SCRIPT = squad_script(ModelRecipe("bert_config_file", squad_model=squad_model))
     if __name__ == "__main__":
-        squad_script(RECIPE).run()
+        SCRIPT.run()
 
 Building a network imports TensorFlow, so the builders import the folder's
 ``modeling.py`` when called: every input is checked first, and bad input costs a second.
@@ -24,19 +23,13 @@ from bertfam.bert_config import BertConfig
 from bertfam.checkpoints import BERT_TABLE, NameTable
 
 
-def wordpiece(vocab_file: str, do_lower_case: bool):
-    from bertfam.tokenization.wordpiece import WordPieceTokenizer
-
-    return WordPieceTokenizer(vocab_file, do_lower_case=do_lower_case)
-
-
 @dataclass(frozen=True)
 class ModelRecipe:
     """One model's parts, handed to a task entry point.
 
     - `config_flag` / `read_config`: ``--bert_config_file`` and how to read it;
-    - `tokenizer(vocab_file, do_lower_case)`: WordPiece unless the model says otherwise
-      (ALBERT's SentencePiece);
+    - `tokenizer(vocab_file, do_lower_case=...)`: None for WordPiece, else the model's
+      (ALBERT's SentencePiece), as `bertfam.tokenization.load_tokenizer` takes it;
     - `squad_model(model_config, precision)`: the span model, (input_ids, input_mask,
       segment_ids, training) -> (start_logits, end_logits);
     - `classifier_model(model_config, num_labels, dropout_before_logits, precision)`:
@@ -46,10 +39,9 @@ class ModelRecipe:
     - `fixed`: `RunConfig` settings the model fixes (DistilBERT's AdamW constants).
     """
 
-    name: str
     config_flag: str
     read_config: Callable[[str], BertConfig] = BertConfig.from_json_file
-    tokenizer: Callable[[str, bool], Any] = wordpiece
+    tokenizer: Optional[Callable[..., Any]] = None
     squad_model: Optional[Callable] = None
     classifier_model: Optional[Callable] = None
     checkpoint_table: NameTable = BERT_TABLE

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
-from bertfam.bert_config import BertConfig
 from bertfam.devices import habana_installed
 from bertfam.errors import FlagError
 from bertfam.precision import HABANA_BF16_MODES, load_bf16_config, refuse_habana_mode_off_gaudi
@@ -138,9 +137,8 @@ def may_run_on_gaudi(device: str) -> bool:
     return device.strip().lower() in ("auto", "hpu", "gaudi") and habana_installed()
 
 
-def check_common(config: RunConfig, model_config: BertConfig, max_seq_length: int) -> None:
-    """The checks every task makes; `max_seq_length` is the task's."""
-    model_config.check_max_seq_length(max_seq_length)
+def check_common(config: RunConfig) -> None:
+    """The checks every task makes (each task checks its sequence length itself)."""
     if config.init_checkpoint and not (
         Path(config.init_checkpoint).is_dir() or Path(f"{config.init_checkpoint}.index").is_file()
     ):

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-from bertfam.errors import FlagError, OneLineParser, exit_on_user_error
-from bertfam.pretraining.create import pretraining_arrays
+from bertfam.errors import OneLineParser, exit_on_user_error
+from bertfam.pretraining.create import output_files, pretraining_arrays
 from bertfam.pretraining.hdf5 import write_hdf5_shard
 
 log = logging.getLogger("create_pretraining_data")
@@ -45,10 +44,7 @@ def parse_flags(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_flags(argv)
-    outputs = args.output_file.split(",")
-    for path in outputs:
-        if not Path(path).resolve().parent.is_dir():
-            raise FlagError(f"--output_file: the folder of {path} does not exist")
+    outputs = output_files(args.output_file)
     arrays = pretraining_arrays(args)
     for index, path in enumerate(outputs):  # dealt round-robin, as the TFRecord writer does
         rows = write_hdf5_shard({k: v[index :: len(outputs)] for k, v in arrays.items()}, path)
