@@ -41,8 +41,8 @@ class DownloadError(UserError):
         self.status = status
 
 
-def sha256_of(path: PathLike) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: PathLike, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(block)
@@ -61,14 +61,18 @@ def download(
     *,
     progress: bool = True,
     timeout: float = 60.0,
+    sha1: Optional[str] = None,
 ) -> Path:
-    """Download `url` to `dest` (resuming a previous partial download) and return `dest`."""
+    """Download `url` to `dest` (resuming a previous partial download) and return `dest`.
+    The checksum is sha256, or sha1 where that is all the publisher gives (Wikimedia)."""
     dest = Path(dest)
-    expected = sha256.lower() if sha256 else None
+    algorithm = "sha1" if sha1 and not sha256 else "sha256"
+    expected = (sha256 or sha1 or "").lower() or None
     if dest.exists():
-        if expected and sha256_of(dest) != expected:
+        if expected and sha256_of(dest, algorithm) != expected:
             raise DownloadError(
-                f"{dest} exists but does not match sha256 {expected}; delete it to download again"
+                f"{dest} exists but does not match {algorithm} {expected}; "
+                "delete it to download again"
             )
         log.info("%s already downloaded", dest)
         return dest
@@ -78,11 +82,11 @@ def download(
     _fetch_into(url, part, progress=progress, timeout=timeout)
 
     if expected:
-        actual = sha256_of(part)
+        actual = sha256_of(part, algorithm)
         if actual != expected:
             part.unlink()
             raise DownloadError(
-                f"{url}: sha256 is {actual}, expected {expected}; the download was deleted"
+                f"{url}: {algorithm} is {actual}, expected {expected}; the download was deleted"
             )
     os.replace(part, dest)
     fsync_directory(dest.parent)

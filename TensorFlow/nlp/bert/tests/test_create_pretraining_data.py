@@ -212,6 +212,13 @@ def test_empty_corpus_is_refused(tmp_path, vocab):
     assert_refused(run_script(corpus, output, vocab), "no text", output)
 
 
+def test_a_corpus_of_one_sentence_documents_is_refused(tmp_path, vocab):
+    corpus = tmp_path / "blank_after_every_line.txt"
+    corpus.write_text("The first sentence.\n\nThe second one.\n\nAnd a third.\n")
+    output = tmp_path / "out.tfrecord"
+    assert_refused(run_script(corpus, output, vocab), "documents of 2 sentences", output)
+
+
 def test_records_read_back_as_the_arrays_written(tmp_path, vocab):
     from bertfam.pretraining.features import instance_arrays
     from bertfam.tf.pretraining_records import read_example_files, write_example_files

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import glob
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -58,12 +59,60 @@ def pretraining_arrays(values) -> Dict[str, np.ndarray]:
     (``--input_file --vocab_file --do_lower_case --random_seed`` and the instance flags)
     say; every flag is checked before the corpus is read."""
     options = options_from_flags(values)
+    return corpus_arrays(
+        input_files(values.input_file),
+        values.vocab_file,
+        values.do_lower_case,
+        values.random_seed,
+        options,
+    )
+
+
+def corpus_arrays(
+    paths: Sequence[str],
+    vocab_file: str,
+    do_lower_case: bool,
+    random_seed: int,
+    options: InstanceOptions,
+) -> Dict[str, np.ndarray]:
+    """The instance arrays of the text files `paths`, as Google's script makes them."""
     from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
-    tokenizer = WordPieceTokenizer(values.vocab_file, do_lower_case=values.do_lower_case)
-    documents = read_documents(input_files(values.input_file), tokenizer)
-    rng = random.Random(values.random_seed)
+    tokenizer = WordPieceTokenizer(vocab_file, do_lower_case=do_lower_case)
+    documents = read_documents(paths, tokenizer)
+    rng = random.Random(random_seed)
     instances = create_training_instances(documents, list(tokenizer.vocab), options, rng)
     return instance_arrays(
         instances, tokenizer, options.max_seq_length, options.max_predictions_per_seq
     )
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One text shard to one record file, each shard with the same seed (as upstream's
+    bertPrep.py runs create_pretraining_data.py once per shard)."""
+
+    input_file: str
+    output_file: str
+    vocab_file: str
+    do_lower_case: bool
+    random_seed: int
+    options: InstanceOptions
+
+
+def write_tfrecord_shard(job: ShardJob) -> int:
+    from bertfam.tf.pretraining_records import write_example_files  # TensorFlow loads
+
+    arrays = corpus_arrays(
+        [job.input_file], job.vocab_file, job.do_lower_case, job.random_seed, job.options
+    )
+    return write_example_files(arrays, [job.output_file], show_progress=False)
+
+
+def write_hdf5_file(job: ShardJob) -> int:
+    from bertfam.pretraining.hdf5 import write_hdf5_shard
+
+    arrays = corpus_arrays(
+        [job.input_file], job.vocab_file, job.do_lower_case, job.random_seed, job.options
+    )
+    return write_hdf5_shard(arrays, job.output_file)

@@ -115,6 +115,12 @@ def create_training_instances(
     documents = [document for document in documents if document]
     if not documents:
         raise PretrainingDataError("the corpus has no text: no instances to make")
+    if all(len(document) == 1 for document in documents):
+        # Google's script would make every pair a random one: NSP with nothing to learn.
+        raise PretrainingDataError(
+            "every document of the corpus is a single sentence (a blank line after every "
+            "line?): next-sentence prediction needs documents of 2 sentences or more"
+        )
     rng.shuffle(documents)
     instances: List[TrainingInstance] = []
     for _ in range(options.dupe_factor):

@@ -59,17 +59,65 @@ def _temporary_name(path: str) -> str:
     return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
 
 
-def read_example_files(paths: Sequence[str], max_seq_length: int, max_predictions: int):
-    """The records of `paths`, in file order, as {feature: array} (for tests and checks)."""
+def feature_spec(max_seq_length: int, max_predictions: int) -> Dict[str, tf.io.FixedLenFeature]:
+    """How to parse one record: Google's ``name_to_features`` for run_pretraining.py."""
     spec = {
-        name: tf.io.FixedLenFeature(
-            [1 if name == "next_sentence_labels" else max_seq_length], tf.int64
-        )
-        for name in ("input_ids", "input_mask", "segment_ids", "next_sentence_labels")
+        name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+        for name in ("input_ids", "input_mask", "segment_ids")
     }
     for name in ("masked_lm_positions", "masked_lm_ids"):
         spec[name] = tf.io.FixedLenFeature([max_predictions], tf.int64)
     spec["masked_lm_weights"] = tf.io.FixedLenFeature([max_predictions], tf.float32)
+    spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+    return spec
+
+
+def parse_example(record, spec) -> Dict[str, tf.Tensor]:
+    """One record as the model takes it: int64 features become int32, as in Google's
+    input_fn (the accelerators want int32 ids)."""
+    features = tf.io.parse_single_example(record, spec)
+    return {
+        name: tf.cast(value, tf.int32) if value.dtype == tf.int64 else value
+        for name, value in features.items()
+    }
+
+
+def pretraining_dataset(
+    paths: Sequence[str],
+    batch_size: int,
+    max_seq_length: int,
+    max_predictions: int,
+    is_training: bool,
+    seed: int = 12345,
+) -> tf.data.Dataset:
+    """Batches of parsed records, as run_pretraining.py consumes them.
+
+    Training: files shuffled, read interleaved, records shuffled through a small buffer,
+    repeated forever (Google's input_fn); evaluation: the records in file order, once.
+    Partial batches are dropped in training, kept in evaluation.
+    """
+    spec = feature_spec(max_seq_length, max_predictions)
+    if is_training:
+        files = tf.data.Dataset.from_tensor_slices(list(paths))
+        files = files.shuffle(len(paths), seed=seed).repeat()
+        records = files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(4, len(paths)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        ).shuffle(100, seed=seed)
+    else:
+        records = tf.data.TFRecordDataset(list(paths))
+    batches = records.map(
+        lambda record: parse_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE
+    ).batch(batch_size, drop_remainder=is_training)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def read_example_files(paths: Sequence[str], max_seq_length: int, max_predictions: int):
+    """The records of `paths`, in file order, as {feature: array} with the dtypes written
+    (int64, float32), for tests and checks."""
+    spec = feature_spec(max_seq_length, max_predictions)
     rows: List[Dict[str, np.ndarray]] = []
     for path in paths:
         for record in tf.data.TFRecordDataset(str(Path(path))):
