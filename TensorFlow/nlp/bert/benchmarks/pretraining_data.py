@@ -44,14 +44,10 @@ def google(corpus: Path, output: Path, args) -> float:
 
 
 def ours(corpus: Path, output: Path, args) -> float:
-    from bertfam.pretraining.features import instance_arrays
-    from bertfam.pretraining.instances import (
-        InstanceOptions,
-        create_training_instances,
-        read_documents,
-    )
+    """What data_preprocessing/create_pretraining_data.py runs."""
+    from bertfam.pretraining.create import corpus_arrays
+    from bertfam.pretraining.instances import InstanceOptions
     from bertfam.tf.pretraining_records import write_example_files
-    from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
     options = InstanceOptions(
         max_seq_length=args.max_seq_length,
@@ -59,14 +55,7 @@ def ours(corpus: Path, output: Path, args) -> float:
         dupe_factor=args.dupe_factor,
     )
     start = time.perf_counter()
-    tokenizer = WordPieceTokenizer(args.vocab_file, do_lower_case=True)
-    documents = read_documents([corpus], tokenizer)
-    instances = create_training_instances(
-        documents, list(tokenizer.vocab), options, random.Random(12345)
-    )
-    arrays = instance_arrays(
-        instances, tokenizer, args.max_seq_length, args.max_predictions_per_seq
-    )
+    arrays = corpus_arrays([str(corpus)], args.vocab_file, True, 12345, options)
     write_example_files(arrays, [str(output)], show_progress=False)
     return time.perf_counter() - start
 

@@ -12,12 +12,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from bertfam.errors import FlagError
-from bertfam.pretraining.features import instance_arrays
-from bertfam.pretraining.instances import (
-    InstanceOptions,
-    create_training_instances,
-    read_documents,
-)
+from bertfam.pretraining.instances import InstanceOptions, read_documents
+from bertfam.pretraining.kernel import TokenizedCorpus, instance_arrays
 
 
 def input_files(patterns: str) -> List[str]:
@@ -79,12 +75,8 @@ def corpus_arrays(
     from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
     tokenizer = WordPieceTokenizer(vocab_file, do_lower_case=do_lower_case)
-    documents = read_documents(paths, tokenizer)
-    rng = random.Random(random_seed)
-    instances = create_training_instances(documents, list(tokenizer.vocab), options, rng)
-    return instance_arrays(
-        instances, tokenizer, options.max_seq_length, options.max_predictions_per_seq
-    )
+    corpus = TokenizedCorpus.from_documents(read_documents(paths, tokenizer, ids=True))
+    return instance_arrays(corpus, tokenizer.vocab, options, random.Random(random_seed))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Sequence, Union
+from typing import Iterable, Iterator, List, Sequence, Union
 
 from bertfam.errors import UserError
 
@@ -72,11 +72,30 @@ class TrainingInstance:
     is_random_next: bool
 
 
-def read_documents(paths: Iterable[Union[str, Path]], tokenizer) -> List[Document]:
+def read_documents(paths: Iterable[Union[str, Path]], tokenizer, ids: bool = False) -> list:
     """Documents of tokenized sentences from text files: one sentence a line, blank lines
     between documents (Google's reader: a line that tokenizes to nothing is dropped, and
-    the documents of several files simply follow each other)."""
-    documents: List[Document] = [[]]
+    the documents of several files simply follow each other). Sentences are lists of
+    word pieces, or of their ids with ``ids=True``."""
+    documents: list = [[]]
+    for lines in _line_batches(paths):
+        texts = [line for line in lines if line]
+        if ids:
+            pieces = iter(tokenizer.ids_batch(texts))
+        else:
+            pieces = iter([encoding.tokens for encoding in tokenizer.encode_batch(texts)])
+        for line in lines:
+            if not line:
+                documents.append([])
+                continue
+            tokens = next(pieces)
+            if len(tokens):
+                documents[-1].append(list(tokens))
+    return documents
+
+
+def _line_batches(paths: Iterable[Union[str, Path]]) -> Iterator[List[str]]:
+    """The stripped lines of text files, in batches for the batch tokenizer."""
     for path in paths:
         lines: List[str] = []
         try:
@@ -85,24 +104,11 @@ def read_documents(paths: Iterable[Union[str, Path]], tokenizer) -> List[Documen
                 for line in handle:
                     lines.append(line.strip())
                     if len(lines) == BATCH_LINES:
-                        _add_lines(documents, lines, tokenizer)
+                        yield lines
                         lines = []
         except (OSError, UnicodeDecodeError) as error:
             raise PretrainingDataError(f"{path}: cannot read it as UTF-8 text ({error})") from None
-        _add_lines(documents, lines, tokenizer)
-    return documents
-
-
-def _add_lines(documents: List[Document], lines: Sequence[str], tokenizer) -> None:
-    encodings = tokenizer.encode_batch([line for line in lines if line])
-    pieces = iter(encodings)
-    for line in lines:
-        if not line:
-            documents.append([])
-            continue
-        tokens = next(pieces).tokens
-        if tokens:
-            documents[-1].append(list(tokens))
+        yield lines
 
 
 def create_training_instances(
@@ -113,14 +119,7 @@ def create_training_instances(
 ) -> List[TrainingInstance]:
     """Every document `dupe_factor` times, each pass with new masks; then all shuffled."""
     documents = [document for document in documents if document]
-    if not documents:
-        raise PretrainingDataError("the corpus has no text: no instances to make")
-    if all(len(document) == 1 for document in documents):
-        # Google's script would make every pair a random one: NSP with nothing to learn.
-        raise PretrainingDataError(
-            "every document of the corpus is a single sentence (a blank line after every "
-            "line?): next-sentence prediction needs documents of 2 sentences or more"
-        )
+    check_sentence_counts([len(document) for document in documents])
     rng.shuffle(documents)
     instances: List[TrainingInstance] = []
     for _ in range(options.dupe_factor):
@@ -128,6 +127,18 @@ def create_training_instances(
             instances.extend(document_instances(documents, index, vocab_words, options, rng))
     rng.shuffle(instances)
     return instances
+
+
+def check_sentence_counts(counts: Sequence[int]) -> None:
+    """Refuse a corpus without text, or one whose documents are all single sentences
+    (Google's script would make every pair a random one: NSP with nothing to learn)."""
+    if not len(counts):
+        raise PretrainingDataError("the corpus has no text: no instances to make")
+    if all(count == 1 for count in counts):
+        raise PretrainingDataError(
+            "every document of the corpus is a single sentence (a blank line after every "
+            "line?): next-sentence prediction needs documents of 2 sentences or more"
+        )
 
 
 def document_instances(

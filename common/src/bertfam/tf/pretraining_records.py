@@ -19,19 +19,7 @@ import tensorflow as tf
 
 from bertfam.pretraining.features import FEATURES
 from bertfam.runlog import progress
-
-_FLOAT_FEATURES = ("masked_lm_weights",)
-
-
-def _example(arrays: Dict[str, np.ndarray], row: int) -> bytes:
-    feature = {}
-    for name in FEATURES:
-        values = arrays[name][row].tolist()
-        if name in _FLOAT_FEATURES:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
-        else:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+from bertfam.tf.example_encoding import serialize_examples
 
 
 def write_example_files(
@@ -39,13 +27,15 @@ def write_example_files(
 ) -> int:
     """Write every row of `arrays` (`bertfam.pretraining.features.instance_arrays`) as an
     Example, dealing them round-robin over `output_files`; returns how many."""
+    data, offsets = serialize_examples({name: arrays[name] for name in FEATURES})
     temporary = [_temporary_name(path) for path in output_files]
     writers = [tf.io.TFRecordWriter(path) for path in temporary]
-    count = len(arrays["input_ids"])
+    count = len(offsets) - 1
     try:
         rows = progress(range(count), desc="write", unit="record", enabled=show_progress)
+        view = memoryview(data)
         for row in rows:
-            writers[row % len(writers)].write(_example(arrays, row))
+            writers[row % len(writers)].write(bytes(view[offsets[row] : offsets[row + 1]]))
     finally:
         for writer in writers:
             writer.close()

@@ -100,6 +100,11 @@ class WordPieceTokenizer:
         encoded = self._rust.encode_batch(list(texts), add_special_tokens=False)
         return [_to_encoding(item) for item in encoded]
 
+    def ids_batch(self, texts: Sequence[str]) -> List[List[int]]:
+        """The token ids of each text, without offsets (the cheap path for pre-training)."""
+        encoded = self._rust.encode_batch_fast(list(texts), add_special_tokens=False)
+        return [item.ids for item in encoded]
+
     def tokenize(self, text: str) -> List[str]:
         return self._rust.encode(text, add_special_tokens=False).tokens
 
