@@ -148,3 +148,20 @@ def _env():
     import os
 
     return {key: value for key, value in os.environ.items() if not key.startswith("BERT_PREP")}
+
+
+def test_bertprep_on_a_truncated_dump_is_one_line_and_marks_nothing_complete(dump, tmp_path):
+    from bertfam.pretraining import prep
+
+    work = tmp_path / "work"
+    prep.dump_path(work).parent.mkdir(parents=True)
+    prep.dump_path(work).write_bytes(dump.read_bytes()[:-100])
+    result = subprocess.run(
+        [sys.executable, "-m", "bertfam.pretraining.prep", "--action", "text_formatting",
+         "--dataset", "wikicorpus_en", "--n_processes", "1"],
+        env={**_env(), "BERT_PREP_WORKING_DIR": str(work)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "cannot decompress" in error
+    assert not (prep.formatted_dir(work) / wikipedia.COMPLETE).exists()

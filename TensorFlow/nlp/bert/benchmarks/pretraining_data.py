@@ -2,7 +2,7 @@ r"""Wall time of create_pretraining_data: ours against Google's, same corpus, fl
 
     pip install bert-tensorflow==1.0.4      # Google's own code, only for this comparison
     python benchmarks/pretraining_data.py --vocab_file $BERT_DIR/vocab.txt \
-        [--documents 2000] [--dupe_factor 5] [--max_seq_length 128]
+        [--documents 2000] [--dupe_factor 5] [--max_seq_length 128] [--shards 8]
 
 Writes a corpus of random sentences over the vocabulary (`bertfam.tinydata`'s, as the
 tests use), then runs, one after the other in this process, Google's
@@ -10,6 +10,10 @@ tests use), then runs, one after the other in this process, Google's
 tokenizer) and ours (`bertfam.pretraining` on the Rust tokenizer, then
 `bertfam.tf.pretraining_records`), each on one core's worth of work, and checks that the
 two TFRecord files are identical byte for byte before it prints the times.
+
+With ``--shards N`` it then writes N such corpora as shards the way bertPrep.py's
+create stage does (`bertfam.pretraining.prep.run_jobs`), on one worker and on every core,
+and prints the end-to-end sequences per second of each.
 """
 
 from __future__ import annotations
@@ -60,6 +64,36 @@ def ours(corpus: Path, output: Path, args) -> float:
     return time.perf_counter() - start
 
 
+def shards_per_second(folder: Path, args) -> None:
+    from bertfam.pretraining.create import ShardJob, write_tfrecord_shard
+    from bertfam.pretraining.instances import InstanceOptions
+    from bertfam.pretraining.prep import run_jobs
+    from bertfam.tinydata import pretraining_corpus
+
+    options = InstanceOptions(
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        dupe_factor=args.dupe_factor,
+    )
+    texts = [
+        pretraining_corpus(folder / f"shard_{i}.txt", args.vocab_file, i + 1, args.documents)
+        for i in range(args.shards)
+    ]
+    for workers in sorted({1, os.cpu_count() or 1}):
+        jobs = [
+            ShardJob(str(text), str(folder / f"{workers}_{i}.tfrecord"), args.vocab_file,
+                     True, 12345, options)
+            for i, text in enumerate(texts)
+        ]  # fmt: skip
+        start = time.perf_counter()
+        sequences = run_jobs(write_tfrecord_shard, jobs, workers, show_progress=False)
+        seconds = time.perf_counter() - start
+        print(
+            f"{args.shards} shards on {workers} worker(s): {sequences} sequences in "
+            f"{seconds:.1f} s, {sequences / seconds:,.0f} sequences/s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vocab_file", required=True)
@@ -67,6 +101,7 @@ def main() -> None:
     parser.add_argument("--dupe_factor", type=int, default=5)
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--max_predictions_per_seq", type=int, default=20)
+    parser.add_argument("--shards", type=int, default=0)
     args = parser.parse_args()
     import tensorflow  # noqa: F401  (loaded before either timer starts)
 
@@ -84,6 +119,9 @@ def main() -> None:
     print(f"records identical byte for byte: {same} ({size / 1e6:.1f} MB)")
     print(f"google-research/bert (bert-tensorflow 1.0.4): {theirs_s:8.1f} s")
     print(f"ours (bertfam.pretraining):                 {ours_s:8.1f} s   {theirs_s / ours_s:.1f}x")
+    if args.shards:
+        with tempfile.TemporaryDirectory() as folder:
+            shards_per_second(Path(folder), args)
 
 
 if __name__ == "__main__":

@@ -220,6 +220,7 @@ def create_records(work: Path, args, show_progress: bool) -> None:
             )
     writer = write_tfrecord_shard if tfrecords else write_hdf5_file
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the workers inherit it: no banners
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")  # the workers fill the cores already
     examples = run_jobs(writer, jobs, args.n_processes, show_progress)
     log.info("wrote %d shards (%d examples)", len(jobs), examples)
 

@@ -40,32 +40,33 @@ def serialize_examples(arrays: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.nd
     become float_list features, integer arrays int64_list; each row is one record."""
     names = entry_order(tuple(arrays))
     count = len(next(iter(arrays.values())))
-    ints = [arrays[n].reshape(count, -1) for n in names if arrays[n].dtype.kind in "iub"]
-    floats = [arrays[n].reshape(count, -1) for n in names if arrays[n].dtype.kind == "f"]
-    int_matrix = np.concatenate(ints, axis=1).astype(np.int64) if ints else np.zeros((count, 0))
-    float_matrix = (
-        np.concatenate(floats, axis=1).astype("<f4") if floats else np.zeros((count, 0), "<f4")
+    columns = {name: arrays[name].reshape(count, -1) for name in names}
+    is_float = [columns[name].dtype.kind == "f" for name in names]
+    # One tuple per kind, each array as it is (no copy when already int64 / float32).
+    ints = tuple(
+        np.ascontiguousarray(columns[n], np.int64) for n, f in zip(names, is_float) if not f
     )
-    # Per feature, in entry order: its kind, where its columns start and how many.
-    kinds, starts, widths, keys, key_starts = [], [], [], [], [0]
-    column = {"i": 0, "f": 0}
-    for name in names:
-        kind = "f" if arrays[name].dtype.kind == "f" else "i"
-        width = arrays[name].reshape(count, -1).shape[1]
-        kinds.append(_FLOAT_LIST if kind == "f" else _INT64_LIST)
-        starts.append(column[kind])
-        widths.append(width)
-        column[kind] += width
-        keys.append(name.encode())
-        key_starts.append(key_starts[-1] + len(name))
+    floats = tuple(
+        np.ascontiguousarray(columns[n], "<f4").view(np.uint32)
+        for n, f in zip(names, is_float)
+        if f
+    )
+    kinds = np.asarray([_FLOAT_LIST if f else _INT64_LIST for f in is_float], np.int64)
+    slots, taken = [], {True: 0, False: 0}  # each feature's place in its kind's tuple
+    for f in is_float:
+        slots.append(taken[f])
+        taken[f] += 1
+    keys = [name.encode() for name in names]
+    key_starts = np.concatenate([[0], np.cumsum([len(key) for key in keys])]).astype(np.int64)
+    empty = (np.zeros((count, 0), np.int64),)
     return _encode(
-        int_matrix,
-        float_matrix.view(np.uint32),
-        np.asarray(kinds, np.int64),
-        np.asarray(starts, np.int64),
-        np.asarray(widths, np.int64),
+        count,
+        ints or empty,
+        floats or (np.zeros((count, 0), np.uint32),),
+        kinds,
+        np.asarray(slots, np.int64),
         np.frombuffer(b"".join(keys), np.uint8),
-        np.asarray(key_starts, np.int64),
+        key_starts,
     )
 
 
@@ -91,13 +92,13 @@ def _put_varint(out, at, value):
 
 
 @numba.njit(cache=True)
-def _list_size(ints, floats, row, kind, start, width):
+def _list_size(values, row, kind):
     """Bytes of the packed values of one feature of one record."""
     if kind == _FLOAT_LIST:
-        return 4 * width
+        return 4 * values.shape[1]
     size = 0
-    for c in range(start, start + width):
-        size += _varint_size(ints[row, c])
+    for c in range(values.shape[1]):
+        size += _varint_size(values[row, c])
     return size
 
 
@@ -108,8 +109,7 @@ def _field_size(payload):
 
 
 @numba.njit(cache=True)
-def _encode(ints, floats, kinds, starts, widths, keys, key_starts):
-    rows = ints.shape[0]
+def _encode(rows, ints, floats, kinds, slots, keys, key_starts):
     features = len(kinds)
     sizes = np.zeros((rows, features, 4), np.int64)  # packed, list, feature, entry
     record_sizes = np.zeros(rows + 1, np.int64)  # offsets of the records
@@ -117,7 +117,10 @@ def _encode(ints, floats, kinds, starts, widths, keys, key_starts):
     for r in range(rows):
         total = 0
         for f in range(features):
-            packed = _list_size(ints, floats, r, kinds[f], starts[f], widths[f])
+            if kinds[f] == _FLOAT_LIST:
+                packed = _list_size(floats[slots[f]], r, kinds[f])
+            else:
+                packed = _list_size(ints[slots[f]], r, kinds[f])
             value_list = _field_size(packed)  # ...List { value = 1 }
             feature = _field_size(value_list)  # Feature { *_list }
             key = key_starts[f + 1] - key_starts[f]
@@ -149,12 +152,14 @@ def _encode(ints, floats, kinds, starts, widths, keys, key_starts):
             out[at] = 0x0A  # List.value, packed
             at = _put_varint(out, at + 1, sizes[r, f, 0])
             if kinds[f] == _FLOAT_LIST:
-                for c in range(starts[f], starts[f] + widths[f]):
-                    bits = np.int64(floats[r, c])
+                values = floats[slots[f]]
+                for c in range(values.shape[1]):
+                    bits = np.int64(values[r, c])
                     for b in range(4):
                         out[at + b] = np.uint8((bits >> (8 * b)) & 255)
                     at += 4
             else:
-                for c in range(starts[f], starts[f] + widths[f]):
-                    at = _put_varint(out, at, ints[r, c])
+                values = ints[slots[f]]
+                for c in range(values.shape[1]):
+                    at = _put_varint(out, at, values[r, c])
     return out, record_sizes
