@@ -37,14 +37,15 @@ def output_files(value: str) -> List[str]:
 
 
 def options_from_flags(values) -> InstanceOptions:
-    """The instance settings from parsed flags named as Google's (absl or argparse)."""
+    """The instance settings from parsed flags named as Google's (absl or argparse;
+    bertPrep.py has no --do_whole_word_mask)."""
     options = InstanceOptions(
         max_seq_length=values.max_seq_length,
         max_predictions_per_seq=values.max_predictions_per_seq,
         masked_lm_prob=values.masked_lm_prob,
         short_seq_prob=values.short_seq_prob,
         dupe_factor=values.dupe_factor,
-        do_whole_word_mask=values.do_whole_word_mask,
+        do_whole_word_mask=getattr(values, "do_whole_word_mask", False),
     )
     options.check()
     return options

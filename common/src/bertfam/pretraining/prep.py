@@ -41,8 +41,13 @@ from typing import Callable, List, Optional, Sequence
 
 from bertfam.errors import OneLineParser, UserError, exit_on_user_error
 from bertfam.pretraining import wikipedia
-from bertfam.pretraining.create import ShardJob, write_hdf5_file, write_tfrecord_shard
-from bertfam.pretraining.instances import InstanceOptions, PretrainingDataError
+from bertfam.pretraining.create import (
+    ShardJob,
+    options_from_flags,
+    write_hdf5_file,
+    write_tfrecord_shard,
+)
+from bertfam.pretraining.instances import PretrainingDataError
 from bertfam.pretraining.sharding import SPLITS, ShardPlan, shard_documents, shard_name
 from bertfam.runlog import progress
 
@@ -182,14 +187,7 @@ def shard(work: Path, args) -> None:
 
 def create_records(work: Path, args, show_progress: bool) -> None:
     """One record file per text shard, shards in parallel; existing files are kept."""
-    options = InstanceOptions(
-        max_seq_length=args.max_seq_length,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        masked_lm_prob=args.masked_lm_prob,
-        short_seq_prob=args.short_seq_prob,
-        dupe_factor=args.dupe_factor,
-    )
-    options.check()
+    options = options_from_flags(args)
     vocab = Path(args.vocab_file) if args.vocab_file else default_vocab(work)
     if not vocab.is_file():
         raise PretrainingDataError(
