@@ -2,7 +2,8 @@
 
 Every variable is named exactly as in Google's checkpoints (``bert/embeddings/
 word_embeddings``, ``bert/encoder/layer_3/attention/self/query/kernel``,
-``cls/squad/output_weights``, the classifier's top-level ``output_weights``), so a Google
+``cls/squad/output_weights``, ``cls/predictions/output_bias``, the classifier's
+top-level ``output_weights``), so a Google
 checkpoint loads one name to one variable. The encoder is the shared
 `bertfam.tf.encoder.TransformerEncoder` under the ``bert`` scope with Google's names (its
 defaults); this file adds the task heads, as google-research/bert `modeling.py` and
@@ -20,6 +21,7 @@ from bertfam.bert_config import BertConfig
 from bertfam.tf.bf16 import FP32, Bf16Policy, to_float32
 from bertfam.tf.encoder import TransformerEncoder
 from bertfam.tf.layers import SquadHead, dropout, truncated_normal
+from bertfam.tf.pretraining_heads import MaskedLmHead, NextSentenceHead
 
 SCOPE = "bert"
 
@@ -79,3 +81,23 @@ class BertForSequenceClassification(tf.Module):
         matmul = lambda x, w: tf.matmul(x, w, transpose_b=True)  # noqa: E731
         logits = p("MatMul", matmul, pooled, self.output_weights)
         return to_float32(p("BiasAdd", tf.nn.bias_add, logits, self.output_bias))
+
+
+class BertForPreTraining(tf.Module):
+    """BERT with Google's pre-training heads: masked LM (``cls/predictions``, tied to the
+    word embeddings) and next sentence prediction (``cls/seq_relationship``)."""
+
+    def __init__(self, config: BertConfig, precision: Bf16Policy = FP32):
+        super().__init__(name="bert_pretraining")
+        self.bert = BertModel(config, precision=precision)
+        self.predictions = MaskedLmHead(config, config.hidden_size, precision)
+        self.seq_relationship = NextSentenceHead(config, precision)
+
+    def __call__(
+        self, input_ids, input_mask, segment_ids, masked_lm_positions, training: bool = False
+    ):
+        """(masked-LM logits [batch, predictions, vocab], next-sentence logits [batch, 2])."""
+        sequence_output, pooled = self.bert(input_ids, input_mask, segment_ids, training)
+        word_embeddings = self.bert.embeddings.word_embeddings
+        mlm = self.predictions(sequence_output, masked_lm_positions, word_embeddings)
+        return mlm, self.seq_relationship(pooled)

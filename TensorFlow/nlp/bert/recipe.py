@@ -22,5 +22,16 @@ def classifier_model(model_config, num_labels, dropout_before_logits, precision)
     )
 
 
+def pretraining_model(model_config, precision):
+    import modeling
+
+    return modeling.BertForPreTraining(model_config, precision)
+
+
 # BertConfig, WordPiece and BERT's name table are the recipe's defaults.
-RECIPE = ModelRecipe("bert_config_file", squad_model=squad_model, classifier_model=classifier_model)
+RECIPE = ModelRecipe(
+    "bert_config_file",
+    squad_model=squad_model,
+    classifier_model=classifier_model,
+    pretraining_model=pretraining_model,
+)

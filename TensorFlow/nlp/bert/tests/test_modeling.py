@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 import torch
 from transformers import BertConfig as HFConfig
+from transformers import BertForPreTraining as HFPreTraining
 from transformers import BertForQuestionAnswering as HFQuestionAnswering
 from transformers import BertForSequenceClassification as HFClassifier
 from transformers import BertModel as HFBertModel
@@ -19,6 +20,7 @@ from bertfam.tf.checkpoint import (
     save_name_based_checkpoint,
     variables_by_name,
 )
+from bertfam.tf.pretraining_heads import pretraining_losses
 
 TINY = tinydata.PARITY_SHAPES
 
@@ -107,6 +109,55 @@ def test_classifier_matches_huggingface(tmp_path, weights_format):
     np.testing.assert_allclose(logits.numpy(), reference.logits.numpy(), atol=1e-5)
 
 
+def test_pretraining_heads_and_losses_match_huggingface(tmp_path, weights_format):
+    torch.manual_seed(3)
+    hf = HFPreTraining(HFConfig(**TINY)).eval()
+    with torch.no_grad():
+        hf.cls.predictions.bias.normal_()  # tied to the decoder's bias: not zero here
+        hf.cls.predictions.transform.LayerNorm.weight.normal_(1.0, 0.1)
+    source, config = save(hf, tmp_path, weights_format)
+    ours, report = ours_from(source, modeling.BertForPreTraining, config)
+    assert report.newly_initialized == [] and report.unused == []
+    ids, mask, segments = inputs(TINY["vocab_size"])
+    positions = np.array([[1, 4, 7, 0], [2, 3, 8, 0], [1, 2, 3, 0]])
+    weights = np.array([[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 0, 0]], np.float32)
+    labels = np.random.RandomState(4).randint(0, TINY["vocab_size"], positions.shape)
+    next_sentence = np.array([[0], [1], [1]])
+    mlm_logits, nsp_logits = ours(*as_tf(ids, mask, segments, positions))
+
+    hf_labels = np.full(ids.shape, -100)
+    for row in range(len(ids)):
+        real = weights[row] > 0
+        hf_labels[row, positions[row][real]] = labels[row][real]
+    with torch.no_grad():
+        reference = hf(
+            input_ids=torch.tensor(ids),
+            attention_mask=torch.tensor(mask),
+            token_type_ids=torch.tensor(segments),
+            labels=torch.tensor(hf_labels),
+            next_sentence_label=torch.tensor(next_sentence[:, 0]),
+        )
+    gathered = np.take_along_axis(reference.prediction_logits.numpy(), positions[..., None], 1)
+    np.testing.assert_allclose(mlm_logits.numpy(), gathered, atol=1e-5)
+    np.testing.assert_allclose(nsp_logits.numpy(), reference.seq_relationship_logits, atol=1e-5)
+
+    batch = {
+        "masked_lm_ids": tf.constant(labels),
+        "masked_lm_weights": tf.constant(weights),
+        "next_sentence_labels": tf.constant(next_sentence),
+    }
+    losses = pretraining_losses(mlm_logits, nsp_logits, batch)
+    # HuggingFace averages over the real predictions; Google adds 1e-5 to their count.
+    count = weights.sum()
+    nsp = torch.nn.functional.cross_entropy(
+        reference.seq_relationship_logits, torch.tensor(next_sentence[:, 0])
+    ).item()
+    hf_mlm = reference.loss.item() - nsp
+    assert float(losses["mlm_loss"]) == pytest.approx(hf_mlm * count / (count + 1e-5), rel=1e-5)
+    assert float(losses["nsp_loss"]) == pytest.approx(nsp, rel=1e-5)
+    assert float(losses["total_loss"]) == pytest.approx(float(losses["mlm_loss"]) + nsp, rel=1e-5)
+
+
 def test_real_minilm_checkpoint_matches_huggingface(minilm_dir):
     config = BertConfig.from_json_file(minilm_dir / "config.json")
     ours, report = ours_from(minilm_dir, modeling.BertModel, config)
@@ -148,6 +199,26 @@ def test_variable_names_are_googles():
     assert expected <= names and len(names) == 5 + 2 * 16 + 2
     classifier = set(variables_by_name(modeling.BertForSequenceClassification(config, 2)))
     assert {"output_weights", "output_bias", "bert/pooler/dense/kernel"} <= classifier
+    pretraining = set(variables_by_name(modeling.BertForPreTraining(config)))
+    heads = {
+        "cls/predictions/transform/dense/kernel",
+        "cls/predictions/transform/dense/bias",
+        "cls/predictions/transform/LayerNorm/gamma",
+        "cls/predictions/transform/LayerNorm/beta",
+        "cls/predictions/output_bias",
+        "cls/seq_relationship/output_weights",
+        "cls/seq_relationship/output_bias",
+    }
+    # Google's checkpoint: the encoder, the pooler and these (the decoder is the table).
+    assert (
+        pretraining
+        == (names - {"cls/squad/output_weights", "cls/squad/output_bias"})
+        | {
+            "bert/pooler/dense/kernel",
+            "bert/pooler/dense/bias",
+        }
+        | heads
+    )
 
 
 def test_variables_are_listed_in_the_order_gradients_are_summed():

@@ -116,6 +116,52 @@ def define_classifier_flags() -> None:
     )
 
 
+def define_pretraining_flags() -> None:
+    """The upstream TF BERT `run_pretraining.py`'s flags (upstream-surface.md §2.1)."""
+    define_common_flags()
+    f = flags
+    f.FLAGS.set_default("num_train_steps", 100000)
+    f.DEFINE_string("input_files_dir", None, "Directories (comma-separated) of training records.")
+    f.DEFINE_string("eval_files_dir", None, "Directories (comma-separated) of evaluation records.")
+    f.DEFINE_integer("max_seq_length", 512, "Sequence length of the records (128 or 512).")
+    f.DEFINE_integer("max_predictions_per_seq", 80, "Masked positions per record (20 or 80).")
+    f.DEFINE_bool("do_eval", False, "Evaluate on --eval_files_dir: eval_results.txt.")
+    f.DEFINE_integer("eval_batch_size", 8, "Batch size for evaluation.")
+    f.DEFINE_integer("max_eval_steps", 100, "Evaluation batches.")
+    f.DEFINE_string("optimizer_type", "lamb", "lamb or adam.")
+    f.DEFINE_integer("num_warmup_steps", 10000, "Warm-up updates.")
+    f.DEFINE_bool("resume", False, "Also continue step and optimizer state from --init_checkpoint.")
+    f.DEFINE_string("dllog_path", "/results/bert_dllog.json", "DLLogger JSON-lines file.")
+    f.DEFINE_integer("display_loss_steps", 10, "Updates between DLLogger records.")
+    f.DEFINE_bool("horovod", False, "Data-parallel over mpirun workers with Horovod.")
+    f.DEFINE_bool(
+        "allreduce_post_accumulation",
+        False,
+        "Ours always all-reduces once per update, after accumulation (the same sum).",
+    )
+    f.DEFINE_bool("report_loss", True, "The loss is always logged.")
+    f.DEFINE_integer("init_loss_scale", 2**32, "AMP only (not supported here).")
+    # Upstream defaults these to true for NVIDIA GPUs; its README always turns them off.
+    f.DEFINE_bool("amp", False, "NVIDIA AMP: not supported (true is refused).")
+    f.DEFINE_bool("use_xla", False, "XLA JIT: not supported (true is refused).")
+    f.DEFINE_bool("manual_fp16", False, "Not supported upstream either (true is refused).")
+    f.DEFINE_string("export_dir", None, "SavedModel export: not supported yet (refused).")
+
+
+def pretraining_values(values) -> None:
+    """Refuse what run_pretraining.py accepts upstream but we do not do; --horovod is
+    our --use_horovod."""
+    for flag in ("amp", "use_xla", "manual_fp16"):
+        if getattr(values, flag):
+            raise FlagError(
+                f"--{flag}=true is not supported: use --bf16_config_path for mixed precision"
+            )
+    if values.export_dir:
+        raise FlagError("--export_dir: SavedModel export is not supported yet")
+    if values.horovod:
+        values.use_horovod = True
+
+
 def config_from_flags(config_class: type, values, recipe: ModelRecipe) -> RunConfig:
     """The parsed flags `values` as `config_class` (a `RunConfig`): each field from the
     flag of its name, plus the model's config file, the resolved bf16 setting and what

@@ -34,6 +34,8 @@ class ModelRecipe:
       segment_ids, training) -> (start_logits, end_logits);
     - `classifier_model(model_config, num_labels, dropout_before_logits, precision)`:
       the classifier, (input_ids, input_mask, segment_ids, training) -> logits;
+    - `pretraining_model(model_config, precision)`: (input_ids, input_mask, segment_ids,
+      masked_lm_positions, training) -> (masked-LM logits, next-sentence logits);
     - `checkpoint_table`: HuggingFace keys to this model's TF names (`bertfam.checkpoints`);
     - `defaults`: flag defaults the model changes (DistilBERT trains 2 epochs);
     - `fixed`: `RunConfig` settings the model fixes (DistilBERT's AdamW constants).
@@ -44,6 +46,7 @@ class ModelRecipe:
     tokenizer: Optional[Callable[..., Any]] = None
     squad_model: Optional[Callable] = None
     classifier_model: Optional[Callable] = None
+    pretraining_model: Optional[Callable] = None
     checkpoint_table: NameTable = BERT_TABLE
     defaults: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)

@@ -54,6 +54,7 @@ class RunConfig(TrainingConfig):
     # Fixed by the task or the model's recipe, not flags.
     keep_checkpoint_max: int = 1
     schedule: str = "adjusted"  # the learning-rate schedule, bertfam.tf.optimization
+    lr_power: float = 1.0  # its polynomial decay power (LAMB pre-training: 0.5)
     weight_decay_rate: float = 0.01
     beta_1: float = 0.9
     beta_2: float = 0.999

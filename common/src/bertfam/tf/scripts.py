@@ -16,7 +16,13 @@ from typing import Callable
 from absl import app, flags
 
 from bertfam.errors import UserError, report_and_exit
-from bertfam.tf.flags import config_from_flags, define_classifier_flags, define_squad_flags
+from bertfam.tf.flags import (
+    config_from_flags,
+    define_classifier_flags,
+    define_pretraining_flags,
+    define_squad_flags,
+    pretraining_values,
+)
 from bertfam.tf.recipe import ModelRecipe
 from bertfam.tf.run_config import ClassifierRunConfig, RunConfig, SquadRunConfig
 
@@ -69,6 +75,38 @@ def run_classifier(config, prepared, recipe) -> dict:
     from bertfam.tf.classifier import run_classifier  # TensorFlow loads here, inputs checked
 
     return run_classifier(config, prepared, recipe)
+
+
+def run_pretraining(config, prepared, recipe) -> dict:
+    from bertfam.tf.pretraining import run_pretraining  # inputs checked
+
+    return run_pretraining(config, prepared, recipe)
+
+
+def prepare_pretraining(config, recipe):
+    from bertfam.tf.pretraining import prepare_pretraining
+
+    return prepare_pretraining(config, recipe)
+
+
+@dataclass(frozen=True)
+class PretrainingScript(TaskScript):
+    def config_from_flags(self) -> RunConfig:
+        pretraining_values(flags.FLAGS)
+        return super().config_from_flags()
+
+
+def pretraining_script(recipe: ModelRecipe) -> TaskScript:
+    """The upstream TF BERT ``run_pretraining.py`` for `recipe`'s pre-training model."""
+    from bertfam.tf.pretraining import PretrainingRunConfig
+
+    define_pretraining_flags()
+    flags.DEFINE_string(recipe.config_flag, None, "The model's config JSON (architecture).")
+    for name in (recipe.config_flag, "output_dir"):
+        flags.mark_flag_as_required(name)
+    return PretrainingScript(
+        recipe, PretrainingRunConfig, prepare_pretraining, run_pretraining, "run_pretraining.py"
+    )
 
 
 def squad_script(recipe: ModelRecipe) -> TaskScript:

@@ -123,6 +123,7 @@ class Trainer:
             total_steps=self.total_steps,
             warmup_steps=self.warmup_steps,
             schedule=self.config.schedule,
+            power=self.config.lr_power,
         )
         self.optimizer.apply(grads, rate)
         self.step.assign_add(1)

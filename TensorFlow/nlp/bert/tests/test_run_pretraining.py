@@ -1,0 +1,250 @@
+"""run_pretraining.py with the upstream command line, on records from create_pretraining_data.py
+and a tiny BERT over the real vocabulary: train, checkpoint, evaluate (against Google's
+metric definitions computed here from the saved weights), resume after a kill, warm-start
+phase 2, and the bad inputs."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bertfam import tinydata
+
+FOLDER = Path(__file__).resolve().parents[1]
+LENGTH, PREDICTIONS = 64, 10
+EVAL_KEYS = [
+    "global_step",
+    "loss",
+    "masked_lm_accuracy",
+    "masked_lm_loss",
+    "next_sentence_accuracy",
+    "next_sentence_loss",
+]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, shared_data):
+    """Training and evaluation records (64 tokens, 10 predictions) and a tiny config."""
+    vocab = shared_data / "bert_uncased" / "vocab.txt"
+    folder = tmp_path_factory.mktemp("pretraining")
+    corpus = tinydata.pretraining_corpus(folder / "corpus.txt", vocab, seed=2, documents=60)
+    (folder / "train").mkdir()
+    (folder / "eval").mkdir()
+    outputs = f"{folder}/train/part-0.tfrecord,{folder}/train/part-1.tfrecord"
+    for output, seed in ((outputs, 1), (f"{folder}/eval/part-0.tfrecord", 2)):
+        subprocess.run(
+            [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
+             f"--input_file={corpus}", f"--output_file={output}", f"--vocab_file={vocab}",
+             f"--max_seq_length={LENGTH}", f"--max_predictions_per_seq={PREDICTIONS}",
+             f"--random_seed={seed}", "--dupe_factor=1"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    config = tinydata.bert_config_file(
+        folder / "bert_config.json", 30522, max_position_embeddings=LENGTH
+    )
+    return {"folder": folder, "config": config}
+
+
+def flags(data, output_dir, *extra, **overrides):
+    values = {
+        "bert_config_file": data["config"],
+        "input_files_dir": data["folder"] / "train",
+        "eval_files_dir": data["folder"] / "eval",
+        "output_dir": output_dir,
+        "do_train": "true",
+        "train_batch_size": 4,
+        "max_seq_length": LENGTH,
+        "max_predictions_per_seq": PREDICTIONS,
+        "num_train_steps": 6,
+        "num_warmup_steps": 2,
+        "learning_rate": 1e-3,
+        "optimizer_type": "lamb",
+        "save_checkpoints_steps": 2,
+        "dllog_path": Path(output_dir).parent / f"{Path(output_dir).name}_dllog.json",
+        "display_loss_steps": 2,
+        "max_eval_steps": 4,
+        "eval_batch_size": 8,
+        "deterministic_run": "true",
+        "amp": "false",  # the upstream README's --noamp --nouse_xla
+        "use_xla": "false",
+    }
+    values.update(overrides)
+    given = [f"--{key}={value}" for key, value in values.items() if value is not None]
+    return given + list(extra)
+
+
+def run(args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "run_pretraining.py", *args],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
+
+
+def checkpoint_weights(prefix):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    names = reader.get_variable_to_shape_map()
+    return {k: reader.get_tensor(k) for k in names if k.startswith("model/")}
+
+
+def googles_metrics(data, prefix):
+    """Google's metric_fn, in NumPy, over the evaluation records and the saved weights."""
+    import modeling
+    import tensorflow as tf
+
+    from bertfam.bert_config import BertConfig
+    from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint, variables_by_name
+    from bertfam.tf.pretraining_records import read_example_files
+
+    model = modeling.BertForPreTraining(BertConfig.from_json_file(data["config"]))
+    weights, source = read_init_checkpoint(str(prefix))
+    assign_weights(variables_by_name(model), weights, source)
+    records = read_example_files([data["folder"] / "eval" / "part-0.tfrecord"], LENGTH, PREDICTIONS)
+    count = min(len(records["input_ids"]), 4 * 8)
+    batch = {name: value[:count] for name, value in records.items()}
+    mlm, nsp = model(
+        *(tf.constant(batch[n], tf.int32) for n in ("input_ids", "input_mask", "segment_ids")),
+        tf.constant(batch["masked_lm_positions"], tf.int32),
+    )
+    mlm, nsp = mlm.numpy().astype(np.float64), nsp.numpy().astype(np.float64)
+
+    def cross_entropy(logits, labels):
+        shifted = logits - logits.max(-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        return -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+
+    weights = batch["masked_lm_weights"]
+    labels = batch["next_sentence_labels"][:, 0]
+    return {
+        "masked_lm_accuracy": ((mlm.argmax(-1) == batch["masked_lm_ids"]) * weights).sum()
+        / weights.sum(),
+        "masked_lm_loss": (cross_entropy(mlm, batch["masked_lm_ids"]) * weights).sum()
+        / weights.sum(),
+        "next_sentence_accuracy": (nsp.argmax(-1) == labels).mean(),
+        "next_sentence_loss": cross_entropy(nsp, labels).mean(),
+    }
+
+
+def read_results(path):
+    pairs = [line.split(" = ") for line in path.read_text().splitlines()]
+    return {key: float(value) for key, value in pairs}
+
+
+def test_train_checkpoint_and_evaluate_as_upstream(data, tmp_path):
+    output = tmp_path / "phase_1"
+    result = run(flags(data, output, do_eval="true"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = sorted(p.name for p in output.iterdir() if p.name.startswith("model.ckpt"))
+    assert names == [
+        f"model.ckpt-{s}.{e}" for s in (4, 6) for e in ("data-00000-of-00001", "index")
+    ]
+    results = read_results(output / "eval_results.txt")
+    assert list(results) == EVAL_KEYS and results["global_step"] == 6
+    for name, value in googles_metrics(data, output / "model.ckpt-6").items():
+        assert results[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    dllog = [
+        json.loads(line[len("DLLL ") :])
+        for line in (tmp_path / "phase_1_dllog.json").read_text().splitlines()
+    ]
+    assert [record["step"] for record in dllog[:3]] == [2, 4, 6]
+    assert set(dllog[0]["data"]) == {
+        "throughput_train", "mlm_loss", "nsp_loss", "total_loss", "avg_loss_step",
+        "learning_rate",
+    }  # fmt: skip
+    # LAMB's schedule: linear warm-up over 2 updates, then decay with power 0.5 to 0 at 6.
+    assert dllog[0]["data"]["learning_rate"] == pytest.approx(1e-3 * 1 / 2)
+    assert dllog[1]["data"]["learning_rate"] == pytest.approx(1e-3 * (1 - 3 / 6) ** 0.5)
+    assert (output / "metrics.png").is_file()
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
+    straight = run(flags(data, tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    args = flags(data, tmp_path / "out")
+    crashed = subprocess.run(
+        [sys.executable, "-m", "bertfam.tf.crash_after_checkpoint", "2", "run_pretraining.py",
+         *args],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    resumed = run(args)
+    assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]
+    ours = checkpoint_weights(tmp_path / "out" / "model.ckpt-6")
+    reference = checkpoint_weights(tmp_path / "straight" / "model.ckpt-6")
+    assert ours.keys() == reference.keys() and len(ours) > 20
+    for name in ours:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
+
+
+def test_phase_2_warm_starts_from_phase_1(data, tmp_path):
+    first = run(flags(data, tmp_path / "phase_1", num_train_steps=2))
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run(
+        flags(
+            data,
+            tmp_path / "phase_2",
+            num_train_steps=1,
+            num_warmup_steps=0,
+            init_checkpoint=tmp_path / "phase_1" / "model.ckpt-2",
+        )  # fmt: skip
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming from" not in second.stderr  # a new run, from phase 1's weights
+    before = checkpoint_weights(tmp_path / "phase_1" / "model.ckpt-2")
+    after = checkpoint_weights(tmp_path / "phase_2" / "model.ckpt-1")
+    # One LAMB update from phase 1's weights: close to them, not a fresh initialisation.
+    name = next(key for key in before if "word_embeddings" in key)
+    assert np.abs(after[name] - before[name]).max() < 0.01
+    assert not np.array_equal(after[name], before[name])
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(max_seq_length=32), "input_ids of length 64 but --max_seq_length=32"),
+        (dict(max_predictions_per_seq=20), "masked_lm_positions of length 10"),
+        (dict(do_eval="true", eval_files_dir=None), "--do_eval needs --eval_files_dir"),
+        (dict(input_files_dir="EMPTY"), "has no record files"),
+        (dict(amp="true"), "--amp=true is not supported"),
+        (dict(optimizer_type="sgd"), "--optimizer_type=sgd"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, change, message):
+    if change.get("input_files_dir") == "EMPTY":
+        (tmp_path / "empty").mkdir()
+        change = dict(input_files_dir=tmp_path / "empty")
+    output = tmp_path / "out"
+    result = run(flags(data, output, **change))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and message in lines[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+def test_a_checkpoint_of_another_size_is_refused_before_writing(data, tmp_path):
+    other = tinydata.bert_config_file(
+        tmp_path / "other.json", 30522, max_position_embeddings=LENGTH, hidden_size=24
+    )
+    first = run(flags(data, tmp_path / "other", num_train_steps=1, bert_config_file=other))
+    assert first.returncode == 0, first.stderr[-3000:]
+    result = run(flags(data, tmp_path / "out", init_checkpoint=tmp_path / "other" / "model.ckpt-1"))
+    assert result.returncode == 2 and "shape" in result.stderr.strip().splitlines()[-1]
+    assert not list((tmp_path / "out").glob("model.ckpt*"))
+
+
+def test_packed_records_are_refused_for_now(data, tmp_path):
+    (tmp_path / "train").mkdir()
+    source = data["folder"] / "train" / "part-0.tfrecord"
+    (tmp_path / "train" / "part-0.tfrecord").write_bytes(source.read_bytes())
+    (tmp_path / "train_metadata.json").write_text('{"avg_seq_per_sample": 1.5}')
+    result = run(flags(data, tmp_path / "out", input_files_dir=tmp_path / "train"))
+    assert result.returncode == 2 and "packed records are not supported" in result.stderr

@@ -1,0 +1,346 @@
+"""Masked-LM + next-sentence pre-training, as the upstream TF ``run_pretraining.py`` runs it.
+
+A model folder's ``run_pretraining.py`` hands its recipe to
+`bertfam.tf.scripts.pretraining_script`; the flags become a `PretrainingRunConfig`,
+`prepare_pretraining` checks them and the records (TensorFlow loaded, nothing written
+yet), and `run_pretraining` trains and evaluates:
+
+- input: every file of each ``--input_files_dir`` (comma-separated), read by
+  `bertfam.tf.pretraining_records.pretraining_dataset` (Google's input_fn) with each
+  Horovod worker on its own files;
+- model: the recipe's ``pretraining_model(config, precision)``, mapping (input_ids,
+  input_mask, segment_ids, masked_lm_positions, training) to (masked-LM logits,
+  next-sentence logits); loss ``total_loss = mlm_loss + nsp_loss``
+  (`bertfam.tf.pretraining_heads`);
+- optimizer: ``--optimizer_type=lamb`` (polynomial decay with power 0.5 from the peak)
+  or ``adam`` (AdamWeightDecay, power 1 from the adjusted start), warm-up over
+  ``--num_warmup_steps``, the peak multiplied by the number of workers as upstream does;
+- ``--init_checkpoint`` warm-starts (Google's ``bert_model.ckpt``, heads included, or a
+  phase-1 ``model.ckpt-N``), and with ``--resume`` the run continues from it (step and
+  optimizer state); a checkpoint of our own in ``--output_dir`` always wins, so rerunning
+  a killed command continues it; two checkpoints are kept;
+- ``--do_eval``: ``eval_results.txt`` with Google's keys, pooled over ``--max_eval_steps``
+  batches as `metric_fn` pools them;
+- logs: ``metrics.jsonl``, TensorBoard and a loss plot in ``--output_dir``, and
+  DLLogger-style ``DLLL {...}`` lines at ``--dllog_path`` every ``--display_loss_steps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from bertfam.errors import FlagError, UserError
+from bertfam.run_config import require_at_least_one
+from bertfam.tf.run_config import RunConfig, check_common
+
+log = logging.getLogger(__name__)
+
+EVAL_RESULTS_FILE = "eval_results.txt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainingRunConfig(RunConfig):
+    """The upstream TF run_pretraining.py's flags (see upstream-surface.md §2.1)."""
+
+    vocab_file: str = ""  # pre-training reads token ids: no vocabulary
+    input_files_dir: str = ""
+    eval_files_dir: Optional[str] = None
+    max_seq_length: int = 512
+    max_predictions_per_seq: int = 80
+    do_eval: bool = False
+    eval_batch_size: int = 8
+    max_eval_steps: int = 100
+    optimizer_type: str = "lamb"
+    num_train_steps: Optional[int] = 100000
+    num_warmup_steps: int = 10000
+    resume: bool = False
+    dllog_path: str = "/results/bert_dllog.json"
+    display_loss_steps: int = 10
+    keep_checkpoint_max: int = 2
+
+    def warmup_steps(self, total_steps: int) -> int:
+        return self.num_warmup_steps
+
+    def train_steps(self, num_examples: int, world_size: int) -> int:
+        return int(self.num_train_steps)
+
+
+def input_files(directories: str, flag: str) -> List[str]:
+    """Every file of each comma-separated directory, sorted (upstream globs ``<dir>/*``)."""
+    files: List[str] = []
+    for directory in directories.split(","):
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise FlagError(f"--{flag}={directory}: no such directory")
+        found = sorted(str(path) for path in folder.iterdir() if path.is_file())
+        if not found:
+            raise FlagError(f"--{flag}={directory}: the directory has no record files")
+        files.extend(found)
+    return files
+
+
+def packed_metadata(directory: str) -> Path:
+    """``<dir>_metadata.json`` beside a packed directory (how upstream detects packing)."""
+    folder = Path(directory.rstrip("/"))
+    return folder.parent / f"{folder.name}_metadata.json"
+
+
+@dataclass(frozen=True)
+class PreparedPretraining:
+    model_config: object
+    train_files: List[str]
+    eval_files: List[str]
+
+
+def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretraining:
+    """Check the flags, the model config and the records before anything is written."""
+    if not (config.do_train or config.do_eval):
+        raise FlagError("at least one of --do_train and --do_eval must be true")
+    if config.optimizer_type not in ("lamb", "adam"):
+        raise FlagError(f"--optimizer_type={config.optimizer_type}: use lamb or adam")
+    require_at_least_one(
+        num_train_steps=config.num_train_steps or 0,
+        max_seq_length=config.max_seq_length,
+        max_predictions_per_seq=config.max_predictions_per_seq,
+        eval_batch_size=config.eval_batch_size,
+        max_eval_steps=config.max_eval_steps,
+        display_loss_steps=config.display_loss_steps,
+    )
+    check_common(config)
+    if config.do_train and not config.input_files_dir:
+        raise FlagError("--do_train needs --input_files_dir")
+    if config.do_eval and not config.eval_files_dir:
+        raise FlagError("--do_eval needs --eval_files_dir")
+    if not Path(config.dllog_path).resolve().parent.is_dir():
+        raise FlagError(f"--dllog_path={config.dllog_path}: its directory does not exist")
+    model_config = recipe.read_config(config.model_config_file)
+    if config.max_seq_length > model_config.max_position_embeddings:
+        raise FlagError(
+            f"--max_seq_length={config.max_seq_length} exceeds the model's "
+            f"max_position_embeddings={model_config.max_position_embeddings}"
+        )
+    train_files = input_files(config.input_files_dir, "input_files_dir") if config.do_train else []
+    eval_files = input_files(config.eval_files_dir, "eval_files_dir") if config.do_eval else []
+    for directory in filter(None, (config.input_files_dir, config.eval_files_dir)):
+        for folder in directory.split(","):
+            if packed_metadata(folder).exists():
+                raise FlagError(
+                    f"{packed_metadata(folder)}: packed records are not supported by this "
+                    "release yet; give the unpacked records"
+                )
+    for path in train_files + eval_files:
+        _check_record_widths(path, config)
+    return PreparedPretraining(model_config, train_files, eval_files)
+
+
+def _check_record_widths(path: str, config: PretrainingRunConfig) -> None:
+    """The first record of a file must have the lengths the flags say."""
+    import tensorflow as tf
+
+    try:
+        record = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+    except tf.errors.OpError as error:
+        raise UserError(f"{path}: not a TFRecord file ({error.message})") from None
+    if record is None:
+        raise UserError(f"{path}: no records")
+    example = tf.train.Example.FromString(record.numpy())
+    features = example.features.feature
+    for name, flag, expected in (
+        ("input_ids", "max_seq_length", config.max_seq_length),
+        ("masked_lm_positions", "max_predictions_per_seq", config.max_predictions_per_seq),
+    ):
+        if name not in features:
+            raise UserError(f"{path}: not a pre-training record (no {name})")
+        found = len(features[name].int64_list.value)
+        if found != expected:
+            raise UserError(
+                f"{path}: records have {name} of length {found} but --{flag}={expected}; "
+                "give the flag the data was made with"
+            )
+
+
+class DlLogger:
+    """DLLogger's JSON-lines records (``DLLL {...}``) at --dllog_path, beside the RunLog."""
+
+    def __init__(self, path: str, enabled: bool):
+        self.path = Path(path)
+        self.enabled = enabled
+        self._start = time.time()
+
+    def log(self, step, data: Dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        record = {
+            "timestamp": time.time(),
+            "elapsedtime": time.time() - self._start,
+            "type": "LOG",
+            "step": step,
+            "data": data,
+        }
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write("DLLL " + json.dumps(record) + "\n")
+
+
+class _TrainLog:
+    """What the training loop logs, to the RunLog and, every --display_loss_steps, to
+    DLLogger under upstream's names."""
+
+    def __init__(self, run_log, dllog: DlLogger, every: int):
+        self.run_log, self.dllog, self.every = run_log, dllog, every
+        self._losses: List[float] = []
+
+    def log(self, step: int, **scalars) -> dict:
+        record = self.run_log.log(step, **scalars)
+        self._losses.append(scalars["loss"])
+        if step % self.every == 0:
+            self.dllog.log(
+                step,
+                {
+                    "throughput_train": scalars["sequences_per_second"],
+                    "mlm_loss": scalars["mlm_loss"],
+                    "nsp_loss": scalars["nsp_loss"],
+                    "total_loss": scalars["loss"],
+                    "avg_loss_step": sum(self._losses) / len(self._losses),
+                    "learning_rate": scalars["learning_rate"],
+                },
+            )
+            self._losses = []
+        return record
+
+
+def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining, recipe) -> dict:
+    from bertfam.runlog import RunLog
+    from bertfam.tf.checkpoint import variables_by_name
+    from bertfam.tf.optimization import adamw, lamb
+    from bertfam.tf.pretraining_heads import eval_sums, pretraining_losses
+    from bertfam.tf.pretraining_records import pretraining_dataset
+    from bertfam.tf.run import plot_training, start_run, starting_weights
+    from bertfam.tf.training import Trainer
+
+    run = start_run(config, prepared.model_config)
+    workers = run.workers
+    if config.optimizer_type == "lamb":
+        config = dataclasses.replace(config, schedule="google", lr_power=0.5)
+    config = dataclasses.replace(config, learning_rate=config.learning_rate * workers.size)
+    model = recipe.pretraining_model(run.model_config, run.precision)
+    variables = variables_by_name(model)
+    start = starting_weights(config, variables, (), recipe.checkpoint_table)
+
+    def logits(batch, training):
+        return model(
+            batch["input_ids"],
+            batch["input_mask"],
+            batch["segment_ids"],
+            batch["masked_lm_positions"],
+            training=training,
+        )
+
+    def loss_fn(batch, training):
+        losses = pretraining_losses(*logits(batch, training), batch)
+        return losses["total_loss"], {
+            "mlm_loss": losses["mlm_loss"],
+            "nsp_loss": losses["nsp_loss"],
+        }
+
+    results: dict = {}
+    dllog = DlLogger(config.dllog_path, workers.is_main_process)
+    with RunLog(run.output_dir, enabled=workers.is_main_process) as run_log:
+        step = 0
+        if config.do_train:
+            trainer = Trainer(
+                loss_fn,
+                variables,
+                config,
+                int(config.num_train_steps),
+                optimizer=lamb if config.optimizer_type == "lamb" else adamw,
+                is_main_process=workers.is_main_process,
+                world_size=workers.size,
+                allreduce=workers.allreduce,
+            )
+            if not trainer.restore_latest() and start is not None:
+                start.assign(variables)
+                if config.resume:
+                    _continue_from(trainer, config.init_checkpoint)
+            workers.broadcast_from_rank0(
+                list(variables.values()) + list(trainer.optimizer.variables)
+            )
+            own_files = prepared.train_files[workers.rank :: workers.size] or prepared.train_files
+            dataset = pretraining_dataset(
+                own_files,
+                config.train_batch_size,
+                config.max_seq_length,
+                config.max_predictions_per_seq,
+                is_training=True,
+            )
+            trainer.train(dataset, _TrainLog(run_log, dllog, config.display_loss_steps))
+            step = int(trainer.step)
+        elif start is not None:
+            start.assign(variables)
+            step = start.step
+        if config.do_eval and workers.is_main_process:
+            results = _evaluate(config, prepared.eval_files, logits, eval_sums, step)
+            text = "".join(f"{key} = {results[key]}\n" for key in sorted(results))
+            from bertfam.atomic import write_text
+
+            write_text(run.output_dir / EVAL_RESULTS_FILE, text)
+            log.info("***** Eval results *****\n%s", text)
+            run_log.log(step, **{k: v for k, v in results.items() if k != "global_step"})
+            dllog.log(step, {k: v for k, v in results.items() if k != "global_step"})
+    if workers.is_main_process and config.do_train:
+        plot_training(run.output_dir)
+    return results
+
+
+def _continue_from(trainer, checkpoint: str) -> None:
+    """--resume: the step and optimizer state of --init_checkpoint too, not only weights."""
+    import tensorflow as tf
+
+    status = tf.train.Checkpoint(optimizer=trainer.optimizer, step=trainer.step).read(checkpoint)
+    status.expect_partial()
+    log.info("Continuing from %s at step %d", checkpoint, int(trainer.step))
+
+
+def _evaluate(config, files, logits, eval_sums, step: int) -> Dict[str, float]:
+    """Google's eval metrics over --max_eval_steps batches (fewer when the files end)."""
+    import tensorflow as tf
+
+    from bertfam.tf.pretraining_heads import pretraining_losses
+    from bertfam.tf.pretraining_records import pretraining_dataset
+
+    dataset = pretraining_dataset(
+        files,
+        config.eval_batch_size,
+        config.max_seq_length,
+        config.max_predictions_per_seq,
+        is_training=False,
+    )
+
+    @tf.function
+    def batch_sums(batch):
+        mlm, nsp = logits(batch, training=False)
+        return eval_sums(mlm, nsp, batch), pretraining_losses(mlm, nsp, batch)["total_loss"]
+
+    totals: Dict[str, float] = {}
+    losses: List[float] = []
+    for batch in dataset.take(config.max_eval_steps):
+        sums, loss = batch_sums(batch)
+        for name, value in sums.items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+        losses.append(float(loss))
+    if not losses:
+        raise UserError("the evaluation files hold no batch")
+    mlm_weight, nsp_weight = totals["masked_lm_weight"], totals["next_sentence_weight"]
+    return {
+        "global_step": step,
+        "loss": sum(losses) / len(losses),  # the Estimator's mean of batch losses
+        "masked_lm_accuracy": totals["masked_lm_accuracy"] / mlm_weight,
+        "masked_lm_loss": totals["masked_lm_loss"] / mlm_weight,
+        "next_sentence_accuracy": totals["next_sentence_accuracy"] / nsp_weight,
+        "next_sentence_loss": totals["next_sentence_loss"] / nsp_weight,
+    }
