@@ -248,3 +248,22 @@ def test_packed_records_are_refused_for_now(data, tmp_path):
     (tmp_path / "train_metadata.json").write_text('{"avg_seq_per_sample": 1.5}')
     result = run(flags(data, tmp_path / "out", input_files_dir=tmp_path / "train"))
     assert result.returncode == 2 and "packed records are not supported" in result.stderr
+
+
+def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, tmp_path):
+    first = run(flags(data, tmp_path / "first", num_train_steps=4))
+    assert first.returncode == 0, first.stderr[-3000:]
+    straight = checkpoint_weights(tmp_path / "first" / "model.ckpt-4")
+    # Upstream's --resume: a new output dir, continued from another run's checkpoint 2.
+    again = run(
+        flags(
+            data, tmp_path / "continued", num_train_steps=4, resume="true",
+            init_checkpoint=tmp_path / "first" / "model.ckpt-2",
+        )  # fmt: skip
+    )
+    assert again.returncode == 0 and "Continuing from" in again.stderr, again.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "continued").glob("model.ckpt-*.index"))
+    assert names == ["model.ckpt-4.index"]  # updates 3 and 4 only
+    continued = checkpoint_weights(tmp_path / "continued" / "model.ckpt-4")
+    for name in straight:
+        np.testing.assert_allclose(continued[name], straight[name], atol=1e-6, err_msg=name)

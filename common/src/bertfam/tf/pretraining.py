@@ -220,8 +220,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     from bertfam.tf.optimization import adamw, lamb
     from bertfam.tf.pretraining_heads import eval_sums, pretraining_losses
     from bertfam.tf.pretraining_records import pretraining_dataset
-    from bertfam.tf.run import plot_training, start_run, starting_weights
-    from bertfam.tf.training import Trainer
+    from bertfam.tf.run import plot_training, ready_trainer, start_run, starting_weights
 
     run = start_run(config, prepared.model_config)
     workers = run.workers
@@ -253,22 +252,15 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     with RunLog(run.output_dir, enabled=workers.is_main_process) as run_log:
         step = 0
         if config.do_train:
-            trainer = Trainer(
-                loss_fn,
-                variables,
+            trainer = ready_trainer(
                 config,
+                run,
+                variables,
+                loss_fn,
                 int(config.num_train_steps),
-                optimizer=lamb if config.optimizer_type == "lamb" else adamw,
-                is_main_process=workers.is_main_process,
-                world_size=workers.size,
-                allreduce=workers.allreduce,
-            )
-            if not trainer.restore_latest() and start is not None:
-                start.assign(variables)
-                if config.resume:
-                    _continue_from(trainer, config.init_checkpoint)
-            workers.broadcast_from_rank0(
-                list(variables.values()) + list(trainer.optimizer.variables)
+                start,
+                lamb if config.optimizer_type == "lamb" else adamw,
+                continue_from=config.init_checkpoint if config.resume else None,
             )
             own_files = prepared.train_files[workers.rank :: workers.size] or prepared.train_files
             dataset = pretraining_dataset(
@@ -295,15 +287,6 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     if workers.is_main_process and config.do_train:
         plot_training(run.output_dir)
     return results
-
-
-def _continue_from(trainer, checkpoint: str) -> None:
-    """--resume: the step and optimizer state of --init_checkpoint too, not only weights."""
-    import tensorflow as tf
-
-    status = tf.train.Checkpoint(optimizer=trainer.optimizer, step=trainer.step).read(checkpoint)
-    status.expect_partial()
-    log.info("Continuing from %s at step %d", checkpoint, int(trainer.step))
 
 
 def _evaluate(config, files, logits, eval_sums, step: int) -> Dict[str, float]:

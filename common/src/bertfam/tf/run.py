@@ -98,6 +98,27 @@ def train(
     --init_checkpoint weights `starting_weights` read), and train; returns the final
     update count."""
     total_steps = config.train_steps(num_examples, run.workers.size)
+    trainer = ready_trainer(config, run, variables, loss_fn, total_steps, warm_start, optimizer)
+    log.info("***** Running training *****")
+    log.info("  Num examples = %d, num windows = %d", num_examples, len(arrays["input_ids"]))
+    log.info("  Batch size = %d, num steps = %d", config.train_batch_size, total_steps)
+    trainer.train(worker_batches(arrays, config.train_batch_size, run.workers), run_log)
+    return int(trainer.step)
+
+
+def ready_trainer(
+    config: RunConfig,
+    run: Run,
+    variables: Dict[str, tf.Variable],
+    loss_fn: LossFn,
+    total_steps: int,
+    warm_start: Optional[StartingWeights],
+    optimizer: Callable = adamw,
+    continue_from: Optional[str] = None,
+) -> Trainer:
+    """The loop, resumed from the run's latest checkpoint, else started from `warm_start`
+    (and, with `continue_from`, that checkpoint's step and optimizer state too), the
+    same on every worker."""
     trainer = Trainer(
         loss_fn,
         variables,
@@ -110,12 +131,12 @@ def train(
     )
     if not trainer.restore_latest() and warm_start is not None:
         warm_start.assign(variables)
+        if continue_from:
+            checkpoint = tf.train.Checkpoint(optimizer=trainer.optimizer, step=trainer.step)
+            checkpoint.read(continue_from).expect_partial()
+            log.info("Continuing from %s at step %d", continue_from, int(trainer.step))
     run.workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
-    log.info("***** Running training *****")
-    log.info("  Num examples = %d, num windows = %d", num_examples, len(arrays["input_ids"]))
-    log.info("  Batch size = %d, num steps = %d", config.train_batch_size, total_steps)
-    trainer.train(worker_batches(arrays, config.train_batch_size, run.workers), run_log)
-    return int(trainer.step)
+    return trainer
 
 
 @dataclass(frozen=True)
