@@ -257,7 +257,10 @@ def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, t
     # Upstream's --resume: a new output dir, continued from another run's checkpoint 2.
     again = run(
         flags(
-            data, tmp_path / "continued", num_train_steps=4, resume="true",
+            data,
+            tmp_path / "continued",
+            num_train_steps=4,
+            resume="true",
             init_checkpoint=tmp_path / "first" / "model.ckpt-2",
         )  # fmt: skip
     )
