@@ -94,10 +94,24 @@ class BertForPreTraining(tf.Module):
         self.seq_relationship = NextSentenceHead(config, precision)
 
     def __call__(
-        self, input_ids, input_mask, segment_ids, masked_lm_positions, training: bool = False
+        self,
+        input_ids,
+        input_mask,
+        segment_ids,
+        masked_lm_positions,
+        training: bool = False,
+        positions=None,
+        next_sentence_positions=None,
     ):
-        """(masked-LM logits [batch, predictions, vocab], next-sentence logits [batch, 2])."""
-        sequence_output, pooled = self.bert(input_ids, input_mask, segment_ids, training)
+        """(masked-LM logits [batch, predictions, vocab], next-sentence logits [batch, 2]).
+
+        Packed rows (Habana's layout) also give `positions` (restarting in each packed
+        sequence) and `next_sentence_positions` (each sequence's [CLS]); `input_mask`
+        then numbers the sequences, and the next-sentence logits are [batch, 3, 2].
+        """
+        sequence_output, pooled = self.bert(
+            input_ids, input_mask, segment_ids, training, positions, next_sentence_positions
+        )
         word_embeddings = self.bert.embeddings.word_embeddings
         mlm = self.predictions(sequence_output, masked_lm_positions, word_embeddings)
         return mlm, self.seq_relationship(pooled)

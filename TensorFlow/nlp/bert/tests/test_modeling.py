@@ -294,3 +294,43 @@ def test_unreadable_checkpoints(tmp_path):
     (folder / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="no weights"):
         read_init_checkpoint(folder)
+
+
+def test_a_packed_row_gives_each_sequence_its_unpacked_outputs():
+    """Two sequences packed into one row (Habana's layout): their masked-LM and
+    next-sentence logits equal those of each sequence alone, so attention, positions and
+    pooling never cross from one packed sequence into the other."""
+    tf.random.set_seed(5)
+    config = BertConfig.from_dict({**TINY, "max_position_embeddings": 32})
+    model = modeling.BertForPreTraining(config)
+    rng = np.random.RandomState(6)
+    lengths, width = (5, 7), 16
+    alone = []
+    for length in lengths:
+        ids = rng.randint(5, TINY["vocab_size"], (1, width)) * (np.arange(width) < length)
+        mask = (np.arange(width) < length).astype(np.int64)[None]
+        segments = (np.arange(width) >= 2).astype(np.int64)[None] * mask
+        masked = np.array([[1, length - 2]])
+        alone.append((ids, mask, segments, masked))
+    packed_ids = np.concatenate([a[0][0, :n] for a, n in zip(alone, lengths)])
+    pad = width - len(packed_ids)
+    row = {
+        "input_ids": np.pad(packed_ids, (0, pad))[None],
+        "input_mask": np.pad(np.repeat([1, 2], lengths), (0, pad))[None],
+        "segment_ids": np.pad(
+            np.concatenate([a[2][0, :n] for a, n in zip(alone, lengths)]), (0, pad)
+        )[None],
+        "positions": np.pad(np.concatenate([np.arange(n) for n in lengths]), (0, pad))[None],
+        "masked_lm_positions": np.array([[1, 3, 5 + 1, 5 + 5]]),
+        "next_sentence_positions": np.array([[0, 5, 0]]),
+    }
+    mlm, nsp = model(
+        *as_tf(row["input_ids"], row["input_mask"], row["segment_ids"]),
+        tf.constant(row["masked_lm_positions"]),
+        positions=tf.constant(row["positions"]),
+        next_sentence_positions=tf.constant(row["next_sentence_positions"]),
+    )
+    for index, (ids, mask, segments, masked) in enumerate(alone):
+        mlm_alone, nsp_alone = model(*as_tf(ids, mask, segments), tf.constant(masked))
+        np.testing.assert_allclose(mlm[0, 2 * index : 2 * index + 2], mlm_alone[0], atol=1e-5)
+        np.testing.assert_allclose(nsp[0, index], nsp_alone[0], atol=1e-5)

@@ -46,7 +46,8 @@ def data(tmp_path_factory, shared_data):
     config = tinydata.bert_config_file(
         folder / "bert_config.json", 30522, max_position_embeddings=LENGTH
     )
-    return {"folder": folder, "config": config}
+    config_128 = tinydata.bert_config_file(folder / "bert_config_128.json", 30522)
+    return {"folder": folder, "config": config, "config_128": config_128, "vocab": vocab}
 
 
 def flags(data, output_dir, *extra, **overrides):
@@ -241,13 +242,64 @@ def test_a_checkpoint_of_another_size_is_refused_before_writing(data, tmp_path):
     assert not list((tmp_path / "out").glob("model.ckpt*"))
 
 
-def test_packed_records_are_refused_for_now(data, tmp_path):
-    (tmp_path / "train").mkdir()
-    source = data["folder"] / "train" / "part-0.tfrecord"
-    (tmp_path / "train" / "part-0.tfrecord").write_bytes(source.read_bytes())
-    (tmp_path / "train_metadata.json").write_text('{"avg_seq_per_sample": 1.5}')
-    result = run(flags(data, tmp_path / "out", input_files_dir=tmp_path / "train"))
-    assert result.returncode == 2 and "packed records are not supported" in result.stderr
+@pytest.fixture(scope="module")
+def packed(data):
+    """Short-sequence records (--short_seq_prob=1) packed by pack_pretraining_data_tfrec.py."""
+    short = data["folder"] / "short.tfrecord"
+    subprocess.run(
+        [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
+         f"--input_file={data['folder'] / 'corpus.txt'}", f"--output_file={short}",
+         f"--vocab_file={data['vocab']}", "--max_seq_length=128",
+         "--max_predictions_per_seq=20", "--short_seq_prob=1", "--dupe_factor=1"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    output = data["folder"] / "packed" / "train"
+    subprocess.run(
+        [sys.executable, str(FOLDER / "data_preprocessing" / "pack_pretraining_data_tfrec.py"),
+         f"--input-glob={short}", f"--output-dir={output}",
+         "--max-sequence-length=128", "--max-predictions-per-sequence=20"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return output
+
+
+def test_packed_records_train_with_fewer_micro_batches(data, packed, tmp_path):
+    average = json.loads((packed.parent / "train_metadata.json").read_text())
+    assert average["avg_seq_per_sample"] > 1.3
+    output = tmp_path / "out"
+    result = run(
+        flags(
+            data,
+            output,
+            input_files_dir=packed,
+            num_accumulation_steps=4,
+            num_train_steps=2,
+            max_seq_length=128,
+            max_predictions_per_seq=20,
+            bert_config_file=data["config_128"],
+        )  # fmt: skip
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = round(4 / average["avg_seq_per_sample"])
+    assert "micro-batches an update" in result.stderr and f": {steps} micro" in result.stderr
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(np.isfinite(r["loss"]) and 0 < r["nsp_loss"] < 5 for r in records)
+
+
+def test_packing_metadata_without_the_average_is_refused(data, packed, tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for path in packed.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "train_metadata.json").write_text('{"packing_efficiency": 0.9}')
+    result = run(
+        flags(data, tmp_path / "out", input_files_dir=folder, max_seq_length=128,
+              max_predictions_per_seq=20, bert_config_file=data["config_128"])
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "no avg_seq_per_sample" in lines[-1]
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, tmp_path):

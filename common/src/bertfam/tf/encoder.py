@@ -35,6 +35,7 @@ from bertfam.tf.layers import (
     SelfAttention,
     additive_attention_mask,
     dropout,
+    packed_attention_mask,
     truncated_normal,
 )
 
@@ -119,14 +120,17 @@ class Embeddings(tf.Module):
             f"{scope}/{names.embeddings_layer_norm}", width, config.layer_norm_eps, precision
         )
 
-    def __call__(self, input_ids, segment_ids, training: bool) -> tf.Tensor:
+    def __call__(self, input_ids, segment_ids, training: bool, positions=None) -> tf.Tensor:
         p = self.precision
         with tf.name_scope(self.scope):
             embedded = tf.gather(self.word_embeddings, input_ids)
             if self.token_type_embeddings is not None:
                 token_types = tf.gather(self.token_type_embeddings, segment_ids)
                 embedded = p("AddV2", tf.add, embedded, token_types)
-            positions = self.position_embeddings[tf.newaxis, : tf.shape(input_ids)[1]]
+            if positions is None:
+                positions = self.position_embeddings[tf.newaxis, : tf.shape(input_ids)[1]]
+            else:  # packed rows: positions restart in every packed sequence
+                positions = tf.gather(self.position_embeddings, positions)
             embedded = p("AddV2", tf.add, embedded, positions)
         return dropout(self.LayerNorm(embedded), self.config.hidden_dropout_prob, training, p)
 
@@ -222,8 +226,14 @@ class Pooler(tf.Module):
         self.precision = precision
         self.dense = Dense(scope, hidden, hidden, truncated_normal(config), precision)
 
-    def __call__(self, sequence_output) -> tf.Tensor:
-        return self.precision("Tanh", tf.tanh, self.dense(sequence_output[:, 0]))
+    def __call__(self, sequence_output, positions=None) -> tf.Tensor:
+        """[batch, hidden] from the first token; with `positions` [batch, n] (packed rows:
+        each sequence's [CLS]), [batch, n, hidden]."""
+        if positions is None:
+            first = sequence_output[:, 0]
+        else:
+            first = tf.gather(sequence_output, positions, batch_dims=1)
+        return self.precision("Tanh", tf.tanh, self.dense(first))
 
 
 class TransformerEncoder(tf.Module):
@@ -269,13 +279,27 @@ class TransformerEncoder(tf.Module):
         self.pooler = Pooler(config, f"{scope}/{names.pooler}", precision) if with_pooler else None
 
     def __call__(
-        self, input_ids, input_mask, segment_ids=None, training: bool = False
+        self,
+        input_ids,
+        input_mask,
+        segment_ids=None,
+        training: bool = False,
+        positions=None,
+        pooled_positions=None,
     ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
-        hidden = self.embeddings(input_ids, segment_ids, training)
+        """With `positions` the rows are packed: `input_mask` numbers each token's
+        sequence (1, 2, 3; 0 for padding), attention stays within a sequence, and the
+        pooler reads each sequence's [CLS] at `pooled_positions`."""
+        hidden = self.embeddings(input_ids, segment_ids, training, positions)
         if self.embedding_projection is not None:
             hidden = self.embedding_projection(hidden)
         with tf.name_scope(f"{self.scope}/{self.names.encoder}"):
-            additive_mask = additive_attention_mask(input_mask)
+            if positions is None:
+                additive_mask = additive_attention_mask(input_mask)
+            else:
+                additive_mask = packed_attention_mask(input_mask)
         for index in range(self.num_hidden_layers):
             hidden = self.layers[index % len(self.layers)](hidden, additive_mask, training)
-        return hidden, self.pooler(hidden) if self.pooler is not None else None
+        if self.pooler is None:
+            return hidden, None
+        return hidden, self.pooler(hidden, pooled_positions)

@@ -124,6 +124,16 @@ def additive_attention_mask(input_mask: tf.Tensor) -> tf.Tensor:
     return (1.0 - mask) * -10000.0
 
 
+def packed_attention_mask(sequence_numbers: tf.Tensor) -> tf.Tensor:
+    """Packed rows: [batch, seq] of 1, 2, 3 (which packed sequence a token is in; 0 for
+    padding) -> [batch, 1, seq, seq], 0 where both tokens are in the same sequence and
+    -10000 elsewhere, so no attention crosses from one packed sequence into another."""
+    numbers = tf.cast(sequence_numbers, tf.int32)
+    same = tf.equal(numbers[:, :, tf.newaxis], numbers[:, tf.newaxis, :])
+    attended = tf.logical_and(same, numbers[:, tf.newaxis, :] > 0)
+    return (1.0 - tf.cast(attended, tf.float32))[:, tf.newaxis] * -10000.0
+
+
 def scaled_dot_product_attention(
     query, key, value, additive_mask, config: BertConfig, training: bool, precision: Bf16Policy
 ) -> tf.Tensor:

@@ -96,6 +96,26 @@ class PreparedPretraining:
     model_config: object
     train_files: List[str]
     eval_files: List[str]
+    avg_seq_per_sample: Optional[float] = None  # packed training records when set
+
+
+def packing_of(directories: str) -> Optional[float]:
+    """``avg_seq_per_sample`` of packed directories (their ``<dir>_metadata.json``), or
+    None for unpacked ones; a mix, or metadata without the key, is refused."""
+    values = []
+    for directory in directories.split(","):
+        path = packed_metadata(directory)
+        if not path.exists():
+            values.append(None)
+            continue
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))["avg_seq_per_sample"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{path}: no avg_seq_per_sample in this packing metadata") from None
+        values.append(float(value))
+    if len(set(v is None for v in values)) > 1:
+        raise FlagError(f"--input_files_dir={directories}: mixes packed and unpacked records")
+    return values[0] if values[0] is None else sum(values) / len(values)
 
 
 def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretraining:
@@ -127,20 +147,19 @@ def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretrai
         )
     train_files = input_files(config.input_files_dir, "input_files_dir") if config.do_train else []
     eval_files = input_files(config.eval_files_dir, "eval_files_dir") if config.do_eval else []
-    for directory in filter(None, (config.input_files_dir, config.eval_files_dir)):
-        for folder in directory.split(","):
-            if packed_metadata(folder).exists():
-                raise FlagError(
-                    f"{packed_metadata(folder)}: packed records are not supported by this "
-                    "release yet; give the unpacked records"
-                )
-    for path in train_files + eval_files:
-        _check_record_widths(path, config)
-    return PreparedPretraining(model_config, train_files, eval_files)
+    packed = packing_of(config.input_files_dir) if config.do_train else None
+    if config.do_eval and packing_of(config.eval_files_dir) is not None:
+        raise FlagError("--eval_files_dir: evaluation reads unpacked records (as upstream)")
+    for path in train_files:
+        _check_record_widths(path, config, packed is not None)
+    for path in eval_files:
+        _check_record_widths(path, config, False)
+    return PreparedPretraining(model_config, train_files, eval_files, packed)
 
 
-def _check_record_widths(path: str, config: PretrainingRunConfig) -> None:
-    """The first record of a file must have the lengths the flags say."""
+def _check_record_widths(path: str, config: PretrainingRunConfig, packed: bool) -> None:
+    """The first record of a file must have the lengths the flags say (packed rows carry
+    3 more prediction slots, one per packed sequence)."""
     import tensorflow as tf
 
     try:
@@ -153,7 +172,11 @@ def _check_record_widths(path: str, config: PretrainingRunConfig) -> None:
     features = example.features.feature
     for name, flag, expected in (
         ("input_ids", "max_seq_length", config.max_seq_length),
-        ("masked_lm_positions", "max_predictions_per_seq", config.max_predictions_per_seq),
+        (
+            "masked_lm_positions",
+            "max_predictions_per_seq",
+            config.max_predictions_per_seq + (3 if packed else 0),
+        ),
     ):
         if name not in features:
             raise UserError(f"{path}: not a pre-training record (no {name})")
@@ -227,6 +250,20 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     if config.optimizer_type == "lamb":
         config = dataclasses.replace(config, schedule="google", lr_power=0.5)
     config = dataclasses.replace(config, learning_rate=config.learning_rate * workers.size)
+    spec = None
+    if prepared.avg_seq_per_sample is not None:
+        from bertfam.tf.packed_records import packed_feature_spec
+
+        # A packed row holds avg_seq_per_sample sequences: fewer micro-batches make the
+        # same number of sequences per update, as upstream divides the accumulation.
+        steps = max(1, round(config.num_accumulation_steps / prepared.avg_seq_per_sample))
+        config = dataclasses.replace(config, num_accumulation_steps=steps)
+        spec = packed_feature_spec(config.max_seq_length, config.max_predictions_per_seq)
+        log.info(
+            "packed records, %.3f sequences a row: %d micro-batches an update",
+            prepared.avg_seq_per_sample,
+            steps,
+        )
     model = recipe.pretraining_model(run.model_config, run.precision)
     variables = variables_by_name(model)
     start = starting_weights(config, variables, (), recipe.checkpoint_table)
@@ -238,6 +275,8 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
             batch["segment_ids"],
             batch["masked_lm_positions"],
             training=training,
+            positions=batch.get("positions"),
+            next_sentence_positions=batch.get("next_sentence_positions"),
         )
 
     def loss_fn(batch, training):
@@ -269,6 +308,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
                 config.max_seq_length,
                 config.max_predictions_per_seq,
                 is_training=True,
+                spec=spec,
             )
             trainer.train(dataset, _TrainLog(run_log, dllog, config.display_loss_steps))
             step = int(trainer.step)

@@ -68,30 +68,48 @@ class NextSentenceHead(tf.Module):
         self.output_bias = tf.Variable(tf.zeros([2]), name=f"{NEXT_SENTENCE_SCOPE}/output_bias")
 
     def __call__(self, pooled_output) -> tf.Tensor:
-        """Logits [batch, 2] (0: B follows A; 1: B is random), float32."""
+        """Logits [..., 2] (0: B follows A; 1: B is random) for pooled [..., hidden]
+        ([batch, hidden], or [batch, 3, hidden] for packed rows), float32."""
         p = self.precision
         with tf.name_scope(NEXT_SENTENCE_SCOPE):
+            leading = tf.shape(pooled_output)[:-1]
+            flat = tf.reshape(pooled_output, [-1, pooled_output.shape[-1]])
             matmul = lambda x, w: tf.matmul(x, w, transpose_b=True)  # noqa: E731
-            logits = p("MatMul", matmul, pooled_output, self.output_weights)
-            return to_float32(p("BiasAdd", tf.nn.bias_add, logits, self.output_bias))
+            logits = p("MatMul", matmul, flat, self.output_weights)
+            logits = to_float32(p("BiasAdd", tf.nn.bias_add, logits, self.output_bias))
+            return tf.reshape(logits, tf.concat([leading, [2]], 0))
 
 
 def masked_lm_loss(logits, ids, weights) -> tf.Tensor:
     """Google's: sum of weighted cross-entropies / (sum of weights + 1e-5)."""
     per_prediction = tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits)
-    weights = tf.cast(weights, tf.float32)
+    weights = _real(weights)
     return tf.reduce_sum(per_prediction * weights) / (tf.reduce_sum(weights) + 1e-5)
 
 
-def next_sentence_loss(logits, labels) -> tf.Tensor:
+def next_sentence_loss(logits, labels, weights=None) -> tf.Tensor:
+    """The mean cross-entropy over examples (packed rows: over their real sequences)."""
     labels = tf.reshape(labels, [-1])
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels, tf.reshape(logits, [-1, 2])
+    )
+    if weights is None:
+        return tf.reduce_mean(per_example)
+    weights = tf.reshape(_real(weights), [-1])
+    return tf.reduce_sum(per_example * weights) / tf.reduce_sum(weights)
+
+
+def _real(weights) -> tf.Tensor:
+    # Packed rows number each prediction's sequence (1, 2, 3) where unpacked ones have 1.0.
+    return tf.cast(tf.cast(weights, tf.float32) > 0, tf.float32)
 
 
 def pretraining_losses(mlm_logits, nsp_logits, batch) -> Dict[str, tf.Tensor]:
     """``mlm_loss``, ``nsp_loss`` and their sum ``total_loss`` (upstream's tensor names)."""
     mlm = masked_lm_loss(mlm_logits, batch["masked_lm_ids"], batch["masked_lm_weights"])
-    nsp = next_sentence_loss(nsp_logits, batch["next_sentence_labels"])
+    nsp = next_sentence_loss(
+        nsp_logits, batch["next_sentence_labels"], batch.get("next_sentence_weights")
+    )
     return {"mlm_loss": mlm, "nsp_loss": nsp, "total_loss": mlm + nsp}
 
 
@@ -100,18 +118,21 @@ def eval_sums(mlm_logits, nsp_logits, batch) -> Dict[str, tf.Tensor]:
     batches of an evaluation pool exactly: masked-LM accuracy and loss over real
     predictions, next-sentence accuracy and loss over examples."""
     ids = tf.cast(batch["masked_lm_ids"], tf.int64)
-    weights = tf.cast(batch["masked_lm_weights"], tf.float32)
+    weights = _real(batch["masked_lm_weights"])
     per_prediction = tf.nn.sparse_softmax_cross_entropy_with_logits(ids, mlm_logits)
     correct = tf.cast(tf.equal(tf.argmax(mlm_logits, -1), ids), tf.float32)
     labels = tf.cast(tf.reshape(batch["next_sentence_labels"], [-1]), tf.int64)
-    nsp_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, nsp_logits)
-    nsp_correct = tf.cast(tf.equal(tf.argmax(nsp_logits, -1), labels), tf.float32)
-    examples = tf.cast(tf.size(labels), tf.float32)
+    nsp_logits = tf.reshape(nsp_logits, [-1, 2])
+    examples = tf.ones_like(labels, tf.float32)
+    if "next_sentence_weights" in batch:
+        examples = tf.reshape(_real(batch["next_sentence_weights"]), [-1])
+    nsp_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, nsp_logits) * examples
+    nsp_correct = tf.cast(tf.equal(tf.argmax(nsp_logits, -1), labels), tf.float32) * examples
     return {
         "masked_lm_accuracy": tf.reduce_sum(correct * weights),
         "masked_lm_loss": tf.reduce_sum(per_prediction * weights),
         "masked_lm_weight": tf.reduce_sum(weights),
         "next_sentence_accuracy": tf.reduce_sum(nsp_correct),
         "next_sentence_loss": tf.reduce_sum(nsp_loss),
-        "next_sentence_weight": examples,
+        "next_sentence_weight": tf.reduce_sum(examples),
     }

@@ -79,14 +79,16 @@ def pretraining_dataset(
     max_predictions: int,
     is_training: bool,
     seed: int = 12345,
+    spec=None,
 ) -> tf.data.Dataset:
     """Batches of parsed records, as run_pretraining.py consumes them.
 
     Training: files shuffled, read interleaved, records shuffled through a small buffer,
     repeated forever (Google's input_fn); evaluation: the records in file order, once.
-    Partial batches are dropped in training, kept in evaluation.
+    Partial batches are dropped in training, kept in evaluation. `spec` parses other
+    layouts (packed records: `bertfam.tf.packed_records.packed_feature_spec`).
     """
-    spec = feature_spec(max_seq_length, max_predictions)
+    spec = spec or feature_spec(max_seq_length, max_predictions)
     if is_training:
         files = tf.data.Dataset.from_tensor_slices(list(paths))
         files = files.shuffle(len(paths), seed=seed).repeat()
