@@ -148,3 +148,47 @@ def test_use_horovod_without_horovod_is_one_line(run_flags, tmp_path):
     )
     assert "tools/install_horovod.sh" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_path, shared_data):
+    """run_pretraining.py --horovod: the same losses and weights as one process with the
+    global batch, at the learning rate upstream uses for two workers (the peak times the
+    number of workers)."""
+    launcher = horovod_mpirun()
+    vocab = shared_data / "bert_uncased" / "vocab.txt"
+    corpus = tiny.pretraining_corpus(tmp_path / "corpus.txt", vocab, seed=3, documents=40)
+    (tmp_path / "train").mkdir()
+    subprocess.run(
+        [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
+         f"--input_file={corpus}", f"--vocab_file={vocab}", "--max_seq_length=64",
+         "--max_predictions_per_seq=10", "--dupe_factor=1",
+         f"--output_file={tmp_path}/train/a.tfrecord,{tmp_path}/train/b.tfrecord"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    config = tiny.bert_config_file(tmp_path / "bert_config.json", 30522, max_position_embeddings=64)
+    common = [
+        f"--bert_config_file={config}", f"--input_files_dir={tmp_path / 'train'}",
+        "--do_train=true", "--max_seq_length=64", "--max_predictions_per_seq=10",
+        "--num_train_steps=4", "--num_warmup_steps=1", "--save_checkpoints_steps=4",
+        "--deterministic_run=true", "--noamp", "--nouse_xla",
+        f"--dllog_path={tmp_path / 'dllog.json'}",
+    ]  # fmt: skip
+    two, one = tmp_path / "two", tmp_path / "one"
+    distributed = subprocess.run(
+        launcher + [sys.executable, "run_pretraining.py", *common, "--horovod",
+                    "--train_batch_size=2", "--learning_rate=1e-3", f"--output_dir={two}"],
+        cwd=FOLDER, capture_output=True, text=True, env=environment(), timeout=600,
+    )  # fmt: skip
+    assert distributed.returncode == 0, distributed.stderr[-3000:]
+    single = subprocess.run(
+        [sys.executable, "run_pretraining.py", *common, "--train_batch_size=4",
+         "--learning_rate=2e-3", f"--output_dir={one}"],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert len(losses(two)) == 4
+    np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
+    ours, reference = weights(two / "model.ckpt-4"), weights(one / "model.ckpt-4")
+    assert ours.keys() == reference.keys() and len(ours) > 20
+    for name in ours:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)

@@ -6,8 +6,10 @@ A model folder's ``run_pretraining.py`` hands its recipe to
 yet), and `run_pretraining` trains and evaluates:
 
 - input: every file of each ``--input_files_dir`` (comma-separated), read by
-  `bertfam.tf.pretraining_records.pretraining_dataset` (Google's input_fn) with each
-  Horovod worker on its own files;
+  `bertfam.tf.pretraining_records.pretraining_dataset` (Google's input_fn) at the global
+  batch size, each Horovod worker keeping its rows of every batch: N workers train
+  exactly like one process with N times the batch (upstream gives each worker its own
+  files, which no single process can reproduce);
 - model: the recipe's ``pretraining_model(config, precision)``, mapping (input_ids,
   input_mask, segment_ids, masked_lm_positions, training) to (masked-LM logits,
   next-sentence logits); loss ``total_loss = mlm_loss + nsp_loss``
@@ -243,7 +245,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     from bertfam.tf.optimization import adamw, lamb
     from bertfam.tf.pretraining_heads import eval_sums, pretraining_losses
     from bertfam.tf.pretraining_records import pretraining_dataset
-    from bertfam.tf.run import plot_training, ready_trainer, start_run, starting_weights
+    from bertfam.tf.run import own_rows, plot_training, ready_trainer, start_run, starting_weights
 
     run = start_run(config, prepared.model_config)
     workers = run.workers
@@ -280,7 +282,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
         )
 
     def loss_fn(batch, training):
-        losses = pretraining_losses(*logits(batch, training), batch)
+        losses = pretraining_losses(*logits(batch, training), batch, workers.allreduce)
         return losses["total_loss"], {
             "mlm_loss": losses["mlm_loss"],
             "nsp_loss": losses["nsp_loss"],
@@ -301,15 +303,15 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
                 lamb if config.optimizer_type == "lamb" else adamw,
                 continue_from=config.init_checkpoint if config.resume else None,
             )
-            own_files = prepared.train_files[workers.rank :: workers.size] or prepared.train_files
             dataset = pretraining_dataset(
-                own_files,
-                config.train_batch_size,
+                prepared.train_files,
+                config.train_batch_size * workers.size,
                 config.max_seq_length,
                 config.max_predictions_per_seq,
                 is_training=True,
                 spec=spec,
             )
+            dataset = own_rows(dataset, config.train_batch_size, workers)
             trainer.train(dataset, _TrainLog(run_log, dllog, config.display_loss_steps))
             step = int(trainer.step)
         elif start is not None:

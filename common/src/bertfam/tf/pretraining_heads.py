@@ -80,11 +80,18 @@ class NextSentenceHead(tf.Module):
             return tf.reshape(logits, tf.concat([leading, [2]], 0))
 
 
-def masked_lm_loss(logits, ids, weights) -> tf.Tensor:
-    """Google's: sum of weighted cross-entropies / (sum of weights + 1e-5)."""
+def masked_lm_loss(logits, ids, weights, mean_over_workers=None) -> tf.Tensor:
+    """Google's: sum of weighted cross-entropies / (sum of weights + 1e-5).
+
+    Under data parallelism each worker holds part of the batch; `mean_over_workers` (the
+    all-reduce average) makes the count the whole batch's mean, so the workers' losses
+    average to the loss of the whole batch and N workers train as one process would."""
     per_prediction = tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits)
     weights = _real(weights)
-    return tf.reduce_sum(per_prediction * weights) / (tf.reduce_sum(weights) + 1e-5)
+    count = tf.reduce_sum(weights)
+    if mean_over_workers is not None:
+        count = tf.stop_gradient(mean_over_workers(count))
+    return tf.reduce_sum(per_prediction * weights) / (count + 1e-5)
 
 
 def next_sentence_loss(logits, labels, weights=None) -> tf.Tensor:
@@ -104,9 +111,13 @@ def _real(weights) -> tf.Tensor:
     return tf.cast(tf.cast(weights, tf.float32) > 0, tf.float32)
 
 
-def pretraining_losses(mlm_logits, nsp_logits, batch) -> Dict[str, tf.Tensor]:
+def pretraining_losses(
+    mlm_logits, nsp_logits, batch, mean_over_workers=None
+) -> Dict[str, tf.Tensor]:
     """``mlm_loss``, ``nsp_loss`` and their sum ``total_loss`` (upstream's tensor names)."""
-    mlm = masked_lm_loss(mlm_logits, batch["masked_lm_ids"], batch["masked_lm_weights"])
+    mlm = masked_lm_loss(
+        mlm_logits, batch["masked_lm_ids"], batch["masked_lm_weights"], mean_over_workers
+    )
     nsp = next_sentence_loss(
         nsp_logits, batch["next_sentence_labels"], batch.get("next_sentence_weights")
     )

@@ -77,10 +77,15 @@ def worker_batches(
     dataset = tf.data.Dataset.from_tensor_slices(arrays).repeat()
     dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=SHUFFLE_SEED)
     dataset = dataset.batch(per_worker * workers.size, drop_remainder=True)
-    if workers.size > 1:
-        rows = slice(workers.rank * per_worker, (workers.rank + 1) * per_worker)
-        dataset = dataset.map(lambda batch: {key: value[rows] for key, value in batch.items()})
-    return dataset.prefetch(2)
+    return own_rows(dataset, per_worker, workers).prefetch(2)
+
+
+def own_rows(global_batches: tf.data.Dataset, per_worker: int, workers: Workers):
+    """This worker's rows of every global batch (all of them in a single process)."""
+    if workers.size == 1:
+        return global_batches
+    rows = slice(workers.rank * per_worker, (workers.rank + 1) * per_worker)
+    return global_batches.map(lambda batch: {key: value[rows] for key, value in batch.items()})
 
 
 def train(
