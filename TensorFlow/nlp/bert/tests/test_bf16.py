@@ -155,3 +155,41 @@ def test_habana_modes_are_refused_on_cpu(tmp_path):
     with pytest.raises(PrecisionConfigError, match="TF_BF16_CONVERSION=full is a mode of Habana"):
         bf16_policy(Device("cpu", "tensorflow", 1), "full")
     assert bf16_policy(Device("hpu", "tensorflow", 8), str(BERT_JSON)) is FP32  # Habana converts
+
+
+def test_the_upstream_json_covers_the_pretraining_heads():
+    """run_pretraining.py with --bf16_config_path: the heads' matmuls and bias adds
+    (cls/predictions against the word embeddings, cls/seq_relationship) run in bf16, the
+    pooler's tanh too, and the losses stay fp32."""
+    model = modeling.BertForPreTraining(CONFIG, Bf16Policy(load_bf16_config(str(BERT_JSON))))
+    spec, predictions = tf.TensorSpec([2, 16], tf.int32), tf.TensorSpec([2, 4], tf.int32)
+
+    @tf.function
+    def loss(ids, mask, segments, positions, mlm_ids, weights, labels):
+        from bertfam.tf.pretraining_heads import pretraining_losses
+
+        mlm, nsp = model(ids, mask, segments, positions, training=True)
+        batch = {
+            "masked_lm_ids": mlm_ids,
+            "masked_lm_weights": weights,
+            "next_sentence_labels": labels,
+        }
+        return pretraining_losses(mlm, nsp, batch)["total_loss"]
+
+    graph = loss.get_concrete_function(
+        spec, spec, spec, predictions, predictions, tf.TensorSpec([2, 4], tf.float32),
+        tf.TensorSpec([2, 1], tf.int32),
+    ).graph  # fmt: skip
+    ops = graph.get_operations()
+    for scope, op_type in (
+        ("cls/predictions/", "BatchMatMulV2"),
+        ("cls/predictions/", "BiasAdd"),
+        ("cls/predictions/transform/dense/", "MatMul"),
+        ("cls/seq_relationship/", "MatMul"),
+        ("cls/seq_relationship/", "BiasAdd"),
+        ("", "Tanh"),  # the pooler, whose output the NSP head reads
+    ):
+        found = [op for op in by_type(ops, op_type) if scope in op.name]
+        assert found and all(dtype_of(op) == tf.bfloat16 for op in found), (scope, op_type)
+    losses = by_type(ops, "SparseSoftmaxCrossEntropyWithLogits")
+    assert len(losses) == 2 and all(dtype_of(op) == tf.float32 for op in losses)

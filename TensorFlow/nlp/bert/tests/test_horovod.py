@@ -6,8 +6,10 @@ losses, the same final weights, and the same weights on both workers.
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,66 @@ def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_
     assert ours.keys() == reference.keys() and len(ours) > 20
     for name in ours:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
+
+
+def _rank_processes(rank: int):
+    """PIDs of processes started by mpirun as `rank` (from their environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            f"OMPI_COMM_WORLD_RANK={rank}".encode() in environ
+            and b"run_pretraining.py" in (entry / "cmdline").read_bytes()
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_dead_rank_ends_the_job_with_an_error_instead_of_hanging(tmp_path, shared_data):
+    launcher = horovod_mpirun()
+    vocab = shared_data / "bert_uncased" / "vocab.txt"
+    corpus = tiny.pretraining_corpus(tmp_path / "corpus.txt", vocab, seed=4, documents=20)
+    (tmp_path / "train").mkdir()
+    subprocess.run(
+        [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
+         f"--input_file={corpus}", f"--vocab_file={vocab}", "--max_seq_length=64",
+         "--max_predictions_per_seq=10", "--dupe_factor=1",
+         f"--output_file={tmp_path}/train/a.tfrecord"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    config = tiny.bert_config_file(tmp_path / "bert_config.json", 30522, max_position_embeddings=64)
+    output = tmp_path / "out"
+    job = subprocess.Popen(
+        launcher + [sys.executable, "run_pretraining.py", f"--bert_config_file={config}",
+                    f"--input_files_dir={tmp_path / 'train'}", "--do_train=true", "--horovod",
+                    "--max_seq_length=64", "--max_predictions_per_seq=10",
+                    "--train_batch_size=2", "--num_train_steps=100000", "--num_warmup_steps=10",
+                    f"--dllog_path={tmp_path / 'dllog.json'}", f"--output_dir={output}"],
+        cwd=FOLDER, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while (
+            not (output / "metrics.jsonl").is_file()
+            or not (output / "metrics.jsonl").stat().st_size
+        ):
+            assert job.poll() is None, job.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.5)
+        victims = _rank_processes(1)
+        assert victims
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        returncode = job.wait(timeout=60)  # raises TimeoutExpired if the job hangs
+        assert returncode != 0
+        assert time.monotonic() - killed_at < 60
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
