@@ -152,13 +152,11 @@ def test_use_horovod_without_horovod_is_one_line(run_flags, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_path, shared_data):
-    """run_pretraining.py --horovod: the same losses and weights as one process with the
-    global batch, at the learning rate upstream uses for two workers (the peak times the
-    number of workers)."""
-    launcher = horovod_mpirun()
+def pretraining_flags(tmp_path, shared_data, documents=40):
+    """Records from create_pretraining_data.py (64 tokens, 10 predictions) and the
+    run_pretraining.py flags every multi-worker test shares."""
     vocab = shared_data / "bert_uncased" / "vocab.txt"
-    corpus = tiny.pretraining_corpus(tmp_path / "corpus.txt", vocab, seed=3, documents=40)
+    corpus = tiny.pretraining_corpus(tmp_path / "corpus.txt", vocab, seed=3, documents=documents)
     (tmp_path / "train").mkdir()
     subprocess.run(
         [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
@@ -168,13 +166,20 @@ def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     config = tiny.bert_config_file(tmp_path / "bert_config.json", 30522, max_position_embeddings=64)
-    common = [
+    return [
         f"--bert_config_file={config}", f"--input_files_dir={tmp_path / 'train'}",
         "--do_train=true", "--max_seq_length=64", "--max_predictions_per_seq=10",
-        "--num_train_steps=4", "--num_warmup_steps=1", "--save_checkpoints_steps=4",
-        "--deterministic_run=true", "--noamp", "--nouse_xla",
-        f"--dllog_path={tmp_path / 'dllog.json'}",
+        "--num_warmup_steps=1", "--save_checkpoints_steps=2", "--deterministic_run=true",
+        "--noamp", "--nouse_xla", f"--dllog_path={tmp_path / 'dllog.json'}",
     ]  # fmt: skip
+
+
+def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_path, shared_data):
+    """run_pretraining.py --horovod: the same losses and weights as one process with the
+    global batch, at the learning rate upstream uses for two workers (the peak times the
+    number of workers)."""
+    launcher = horovod_mpirun()
+    common = pretraining_flags(tmp_path, shared_data) + ["--num_train_steps=4"]
     two, one = tmp_path / "two", tmp_path / "one"
     distributed = subprocess.run(
         launcher + [sys.executable, "run_pretraining.py", *common, "--horovod",
@@ -193,6 +198,76 @@ def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_
     ours, reference = weights(two / "model.ckpt-4"), weights(one / "model.ckpt-4")
     assert ours.keys() == reference.keys() and len(ours) > 20
     for name in ours:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
+
+
+def two_nodes(command, **popen):
+    """`command` as two Horovod ranks on two simulated nodes, each rank with local rank 0
+    (Gloo, as horovodrun starts them, with made-up host names); returns their results."""
+    from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
+    from horovod.runner.http.http_server import RendezvousServer
+
+    server = RendezvousServer(verbose=0)
+    port = server.start()
+    plan = get_host_assignments(parse_hosts("node-a:1,node-b:1"), 2)
+    server.init(plan)
+    processes = []
+    try:
+        for slot in plan:
+            env = dict(
+                environment(),
+                HOROVOD_HOSTNAME=slot.hostname, HOROVOD_RANK=str(slot.rank),
+                HOROVOD_SIZE=str(slot.size), HOROVOD_LOCAL_RANK=str(slot.local_rank),
+                HOROVOD_LOCAL_SIZE=str(slot.local_size), HOROVOD_CROSS_RANK=str(slot.cross_rank),
+                HOROVOD_CROSS_SIZE=str(slot.cross_size), HOROVOD_GLOO_RENDEZVOUS_ADDR="127.0.0.1",
+                HOROVOD_GLOO_RENDEZVOUS_PORT=str(port), HOROVOD_CONTROLLER="gloo",
+                HOROVOD_CPU_OPERATIONS="gloo", HOROVOD_GLOO_IFACE="lo",
+            )  # fmt: skip
+            processes.append(
+                subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, **popen)
+            )
+        return [(p.wait(timeout=600), p.stderr.read()) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        server.stop()
+
+
+def test_two_nodes_sharing_one_output_dir_save_and_resume_cleanly(tmp_path, shared_data):
+    """The seed's known issue: ranks on two nodes, each the first on its node, writing into
+    one shared output directory. Only rank 0 writes; the run saves, resumes from its
+    checkpoint with more steps, and ends with the weights one process gets doing the same."""
+    pytest.importorskip("horovod.tensorflow", reason="Horovod runs the simulated nodes")
+    common = pretraining_flags(tmp_path, shared_data)
+    shared = tmp_path / "shared"
+    script = [sys.executable, "run_pretraining.py", *common, "--horovod",
+              "--train_batch_size=2", "--learning_rate=1e-3", f"--output_dir={shared}"]  # fmt: skip
+    first = two_nodes(script + ["--num_train_steps=4"], cwd=FOLDER)
+    assert [code for code, _ in first] == [0, 0], first[0][1][-2000:] + first[1][1][-2000:]
+    assert all("local rank 0" in err for _, err in first)  # both first on their "node"
+    assert sorted(p.name for p in shared.glob("model.ckpt-*.index")) == [
+        "model.ckpt-2.index",
+        "model.ckpt-4.index",
+    ]
+    assert not list(shared.glob("worker_*")) and not list(shared.glob(".*tmp*"))
+    resumed = two_nodes(script + ["--num_train_steps=6"], cwd=FOLDER)
+    assert [code for code, _ in resumed] == [0, 0], resumed[0][1][-2000:]
+    assert "Resuming from" in resumed[0][1]
+    steps = [
+        json.loads(line)["step"] for line in (shared / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    # One process at the global batch, run the same two ways (4 updates, then to 6).
+    for steps in (4, 6):
+        single = subprocess.run(
+            [sys.executable, "run_pretraining.py", *common, f"--num_train_steps={steps}",
+             "--train_batch_size=4", "--learning_rate=2e-3", f"--output_dir={tmp_path / 'one'}"],
+            cwd=FOLDER, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert single.returncode == 0, single.stderr[-3000:]
+    ours, reference = weights(shared / "model.ckpt-6"), weights(tmp_path / "one" / "model.ckpt-6")
+    for name in reference:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
 
 
@@ -216,24 +291,11 @@ def _rank_processes(rank: int):
 
 def test_a_dead_rank_ends_the_job_with_an_error_instead_of_hanging(tmp_path, shared_data):
     launcher = horovod_mpirun()
-    vocab = shared_data / "bert_uncased" / "vocab.txt"
-    corpus = tiny.pretraining_corpus(tmp_path / "corpus.txt", vocab, seed=4, documents=20)
-    (tmp_path / "train").mkdir()
-    subprocess.run(
-        [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
-         f"--input_file={corpus}", f"--vocab_file={vocab}", "--max_seq_length=64",
-         "--max_predictions_per_seq=10", "--dupe_factor=1",
-         f"--output_file={tmp_path}/train/a.tfrecord"],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    config = tiny.bert_config_file(tmp_path / "bert_config.json", 30522, max_position_embeddings=64)
+    common = pretraining_flags(tmp_path, shared_data, documents=20)
     output = tmp_path / "out"
     job = subprocess.Popen(
-        launcher + [sys.executable, "run_pretraining.py", f"--bert_config_file={config}",
-                    f"--input_files_dir={tmp_path / 'train'}", "--do_train=true", "--horovod",
-                    "--max_seq_length=64", "--max_predictions_per_seq=10",
-                    "--train_batch_size=2", "--num_train_steps=100000", "--num_warmup_steps=10",
-                    f"--dllog_path={tmp_path / 'dllog.json'}", f"--output_dir={output}"],
+        launcher + [sys.executable, "run_pretraining.py", *common, "--horovod",
+                    "--train_batch_size=2", "--num_train_steps=100000", f"--output_dir={output}"],
         cwd=FOLDER, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
