@@ -322,3 +322,28 @@ def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, t
     continued = checkpoint_weights(tmp_path / "continued" / "model.ckpt-4")
     for name in straight:
         np.testing.assert_allclose(continued[name], straight[name], atol=1e-6, err_msg=name)
+
+
+def test_four_micro_batches_of_2_equal_one_batch_of_8(data, tmp_path):
+    """--num_accumulation_steps: the same losses and weights as the whole batch at once,
+    Google's masked-LM loss included (each micro-batch divides by its share of the
+    update's count of predictions)."""
+    accumulated = run(
+        flags(data, tmp_path / "accumulated", train_batch_size=2, num_accumulation_steps=4,
+              num_train_steps=2)
+    )  # fmt: skip
+    assert accumulated.returncode == 0, accumulated.stderr[-3000:]
+    whole = run(flags(data, tmp_path / "whole", train_batch_size=8, num_train_steps=2))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    def losses(folder):
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        return [(r["loss"], r["mlm_loss"], r["nsp_loss"]) for r in map(json.loads, lines)]
+
+    np.testing.assert_allclose(
+        losses(tmp_path / "accumulated"), losses(tmp_path / "whole"), rtol=1e-5
+    )
+    ours = checkpoint_weights(tmp_path / "accumulated" / "model.ckpt-2")
+    reference = checkpoint_weights(tmp_path / "whole" / "model.ckpt-2")
+    for name in reference:
+        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)

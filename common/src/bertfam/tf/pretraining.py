@@ -282,7 +282,8 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
         )
 
     def loss_fn(batch, training):
-        losses = pretraining_losses(*logits(batch, training), batch, workers.allreduce)
+        share = update_share(batch, config.num_accumulation_steps, workers.size)
+        losses = pretraining_losses(*logits(batch, training), batch, share)
         return losses["total_loss"], {
             "mlm_loss": losses["mlm_loss"],
             "nsp_loss": losses["nsp_loss"],
@@ -311,6 +312,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
                 is_training=True,
                 spec=spec,
             )
+            dataset = with_update_counts(dataset, config.num_accumulation_steps)
             dataset = own_rows(dataset, config.train_batch_size, workers)
             trainer.train(dataset, _TrainLog(run_log, dllog, config.display_loss_steps))
             step = int(trainer.step)
@@ -329,6 +331,29 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     if workers.is_main_process and config.do_train:
         plot_training(run.output_dir)
     return results
+
+
+def with_update_counts(global_batches, micro_batches: int):
+    """Each (global) micro-batch with ``masked_lm_count``: the mean number of real masked
+    predictions per micro-batch of the update it belongs to (see `update_share`)."""
+    import tensorflow as tf
+
+    def attach(group):
+        real = tf.cast(tf.cast(group["masked_lm_weights"], tf.float32) > 0, tf.float32)
+        mean = tf.reduce_sum(real) / micro_batches
+        return {**group, "masked_lm_count": tf.fill([micro_batches], mean)}
+
+    return global_batches.batch(micro_batches).map(attach).unbatch()
+
+
+def update_share(batch, micro_batches: int, workers: int):
+    """The denominator that makes a part's masked-LM loss its share of Google's loss of
+    the whole update: the update averages the parts (over micro-batches and workers), so
+    each divides by the update's count of predictions (+ 1e-5) over the number of parts.
+    Then N workers and K micro-batches train exactly as one batch of N * K times the size."""
+    if "masked_lm_count" not in batch:
+        return None
+    return (batch["masked_lm_count"] + 1e-5 / micro_batches) / workers
 
 
 def _evaluate(config, files, logits, eval_sums, step: int) -> Dict[str, float]:

@@ -80,18 +80,17 @@ class NextSentenceHead(tf.Module):
             return tf.reshape(logits, tf.concat([leading, [2]], 0))
 
 
-def masked_lm_loss(logits, ids, weights, mean_over_workers=None) -> tf.Tensor:
+def masked_lm_loss(logits, ids, weights, denominator=None) -> tf.Tensor:
     """Google's: sum of weighted cross-entropies / (sum of weights + 1e-5).
 
-    Under data parallelism each worker holds part of the batch; `mean_over_workers` (the
-    all-reduce average) makes the count the whole batch's mean, so the workers' losses
-    average to the loss of the whole batch and N workers train as one process would."""
+    When this batch is one part of an update (a micro-batch, one worker's rows), the
+    update's loss is Google's over all its parts only if each part divides by its share of
+    the whole count: `denominator` (see `bertfam.tf.pretraining.update_share`)."""
     per_prediction = tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits)
     weights = _real(weights)
-    count = tf.reduce_sum(weights)
-    if mean_over_workers is not None:
-        count = tf.stop_gradient(mean_over_workers(count))
-    return tf.reduce_sum(per_prediction * weights) / (count + 1e-5)
+    if denominator is None:
+        denominator = tf.reduce_sum(weights) + 1e-5
+    return tf.reduce_sum(per_prediction * weights) / denominator
 
 
 def next_sentence_loss(logits, labels, weights=None) -> tf.Tensor:
@@ -111,12 +110,10 @@ def _real(weights) -> tf.Tensor:
     return tf.cast(tf.cast(weights, tf.float32) > 0, tf.float32)
 
 
-def pretraining_losses(
-    mlm_logits, nsp_logits, batch, mean_over_workers=None
-) -> Dict[str, tf.Tensor]:
+def pretraining_losses(mlm_logits, nsp_logits, batch, mlm_denominator=None) -> Dict[str, tf.Tensor]:
     """``mlm_loss``, ``nsp_loss`` and their sum ``total_loss`` (upstream's tensor names)."""
     mlm = masked_lm_loss(
-        mlm_logits, batch["masked_lm_ids"], batch["masked_lm_weights"], mean_over_workers
+        mlm_logits, batch["masked_lm_ids"], batch["masked_lm_weights"], mlm_denominator
     )
     nsp = next_sentence_loss(
         nsp_logits, batch["next_sentence_labels"], batch.get("next_sentence_weights")

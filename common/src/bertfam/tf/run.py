@@ -85,7 +85,11 @@ def own_rows(global_batches: tf.data.Dataset, per_worker: int, workers: Workers)
     if workers.size == 1:
         return global_batches
     rows = slice(workers.rank * per_worker, (workers.rank + 1) * per_worker)
-    return global_batches.map(lambda batch: {key: value[rows] for key, value in batch.items()})
+    return global_batches.map(
+        lambda batch: {
+            key: value[rows] if value.shape.rank else value for key, value in batch.items()
+        }
+    )
 
 
 def train(
