@@ -217,6 +217,7 @@ def test_phase_2_warm_starts_from_phase_1(data, tmp_path):
         (dict(input_files_dir="EMPTY"), "has no record files"),
         (dict(amp="true"), "--amp=true is not supported"),
         (dict(optimizer_type="sgd"), "--optimizer_type=sgd"),
+        (dict(resume="true"), "--resume continues --init_checkpoint"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, change, message):

@@ -1,4 +1,4 @@
-"""`bertfam.pretraining.instances`, compiled: the same draws, on token ids, 50x faster.
+"""`bertfam.pretraining.instances`, compiled: the same draws, on token ids.
 
 Google's algorithm spends its time in Python-level random draws (about a hundred per
 instance: the masking shuffles every candidate) and in list handling. This module runs

@@ -139,7 +139,7 @@ def define_pretraining_flags() -> None:
         False,
         "Ours always all-reduces once per update, after accumulation (the same sum).",
     )
-    f.DEFINE_bool("report_loss", True, "The loss is always logged.")
+    f.DEFINE_bool("report_loss", True, "The loss is always logged (false is refused).")
     f.DEFINE_integer("init_loss_scale", 2**32, "AMP only (not supported here).")
     # Upstream defaults these to true for NVIDIA GPUs; its README always turns them off.
     f.DEFINE_bool("amp", False, "NVIDIA AMP: not supported (true is refused).")
@@ -158,6 +158,10 @@ def pretraining_values(values) -> None:
             )
     if values.export_dir:
         raise FlagError("--export_dir: SavedModel export is not supported yet")
+    if not values.report_loss:
+        raise FlagError("--report_loss=false: the loss is always logged")
+    if values.resume and not values.init_checkpoint:
+        raise FlagError("--resume continues --init_checkpoint: give one")
     if values.horovod:
         values.use_horovod = True
 
