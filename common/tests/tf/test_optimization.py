@@ -447,8 +447,9 @@ def test_slot_names_and_tracking():
         assert slot.name == f"{name}:0"
         assert not slot.trainable and slot.dtype == tf.float32
         assert slot.shape == TINY[name.rsplit("/", 1)[0]]
-    # The optimizer owns its slots only, never the model's variables.
-    assert {v.ref() for v in opt.variables} == {v.ref() for v in opt.slots.values()}
+    # The optimizer owns its state only (slots and step count), never the model's variables.
+    assert {v.ref() for v in opt.variables} == {v.ref() for v in opt.state.values()}
+    assert set(opt.state) == expected | {"global_step"}
     assert opt.trainable_variables == ()
 
 
@@ -465,7 +466,9 @@ def test_checkpoint_round_trip(tmp_path):
     # Model variables are not saved under the optimizer (checkpoint.py expects them under model/).
     saved_values = {key for key in keys if key.endswith("/.ATTRIBUTES/VARIABLE_VALUE")}
     not_slots = {
-        key for key in saved_values if not key.startswith(("optimizer/adam_", "save_counter/"))
+        key
+        for key in saved_values
+        if not key.startswith(("optimizer/adam_", "optimizer/iterations/", "save_counter/"))
     }
     assert not_slots == set()
     assert "optimizer/adam_m/output_weights/.ATTRIBUTES/VARIABLE_VALUE" in keys

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from records import create_records
 
 from bertfam import tinydata as tiny
-from bertfam.testing import horovod_mpirun
+from bertfam.testing import checkpoint_model_weights, horovod_mpirun
 
 FOLDER = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -56,17 +57,6 @@ def losses(output_dir):
     ]
 
 
-def weights(prefix):
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    return {
-        k: reader.get_tensor(k)
-        for k in reader.get_variable_to_shape_map()
-        if k.startswith("model/")
-    }
-
-
 def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_path):
     launcher = horovod_mpirun()
     two, one = tmp_path / "two", tmp_path / "one"
@@ -94,7 +84,10 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_
 
     assert len(losses(two)) == 6
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
-    ours, reference = weights(two / "model.ckpt-6"), weights(one / "model.ckpt-6")
+    ours, reference = (
+        checkpoint_model_weights(two / "model.ckpt-6"),
+        checkpoint_model_weights(one / "model.ckpt-6"),
+    )
     assert ours.keys() == reference.keys()
     for name in ours:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
@@ -158,13 +151,8 @@ def pretraining_flags(tmp_path, shared_data, documents=40):
     vocab = shared_data / "bert_uncased" / "vocab.txt"
     corpus = tiny.pretraining_corpus(tmp_path / "corpus.txt", vocab, seed=3, documents=documents)
     (tmp_path / "train").mkdir()
-    subprocess.run(
-        [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
-         f"--input_file={corpus}", f"--vocab_file={vocab}", "--max_seq_length=64",
-         "--max_predictions_per_seq=10", "--dupe_factor=1",
-         f"--output_file={tmp_path}/train/a.tfrecord,{tmp_path}/train/b.tfrecord"],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+    create_records(corpus, [tmp_path / "train" / "a.tfrecord", tmp_path / "train" / "b.tfrecord"],
+                   vocab, 64, 10)  # fmt: skip
     config = tiny.bert_config_file(tmp_path / "bert_config.json", 30522, max_position_embeddings=64)
     return [
         f"--bert_config_file={config}", f"--input_files_dir={tmp_path / 'train'}",
@@ -195,7 +183,10 @@ def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_
     assert single.returncode == 0, single.stderr[-3000:]
     assert len(losses(two)) == 4
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
-    ours, reference = weights(two / "model.ckpt-4"), weights(one / "model.ckpt-4")
+    ours, reference = (
+        checkpoint_model_weights(two / "model.ckpt-4"),
+        checkpoint_model_weights(one / "model.ckpt-4"),
+    )
     assert ours.keys() == reference.keys() and len(ours) > 20
     for name in ours:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
@@ -266,7 +257,10 @@ def test_two_nodes_sharing_one_output_dir_save_and_resume_cleanly(tmp_path, shar
             cwd=FOLDER, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert single.returncode == 0, single.stderr[-3000:]
-    ours, reference = weights(shared / "model.ckpt-6"), weights(tmp_path / "one" / "model.ckpt-6")
+    ours, reference = (
+        checkpoint_model_weights(shared / "model.ckpt-6"),
+        checkpoint_model_weights(tmp_path / "one" / "model.ckpt-6"),
+    )
     for name in reference:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
 

@@ -19,7 +19,7 @@ import pytest
 from bertfam import tinydata as tiny
 from bertfam.glue.features import convert_examples_to_features
 from bertfam.glue.readers import MrpcProcessor, read_msr_paraphrase
-from bertfam.testing import horovod_mpirun
+from bertfam.testing import checkpoint_model_weights, horovod_mpirun
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 FOLDER = Path(__file__).resolve().parents[1]
@@ -75,20 +75,6 @@ def run(args, **kwargs):
 # -- an independent evaluation of a checkpoint ------------------------------------------
 
 
-def checkpoint_weights(prefix):
-    """{Google name: array} of the model variables in one of the script's checkpoints."""
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    weights = {}
-    for key in reader.get_variable_to_shape_map():
-        if key.startswith("model/") and key.endswith("/.ATTRIBUTES/VARIABLE_VALUE"):
-            # tf.train.Checkpoint writes "/" in a dict key as ".S" and "." as "..".
-            name = key[len("model/") : -len("/.ATTRIBUTES/VARIABLE_VALUE")]
-            weights[name.replace(".S", "/").replace("..", ".")] = reader.get_tensor(key)
-    return weights
-
-
 def logits_from_checkpoint(prefix, config_file, vocab_file, data_dir, split, max_seq_length):
     import modeling
 
@@ -101,7 +87,7 @@ def logits_from_checkpoint(prefix, config_file, vocab_file, data_dir, split, max
         examples, processor.get_labels(), max_seq_length, WordPieceTokenizer(vocab_file)
     )
     model = modeling.BertForSequenceClassification(BertConfig.from_json_file(config_file), 2)
-    weights = checkpoint_weights(prefix)
+    weights = checkpoint_model_weights(prefix)
     variables = variables_by_name(model)
     assert variables.keys() == weights.keys()
     for name, variable in variables.items():
@@ -289,8 +275,8 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     # It carried on after the checkpoint, and did not start over.
     new = [json.loads(line)["step"] for line in metrics.read_text().splitlines()[logged_before:]]
     assert new == list(range(latest + 25, steps + 1, 25))
-    ours = checkpoint_weights(files["out"] / f"model.ckpt-{steps}")
-    reference = checkpoint_weights(tmp_path / "straight" / f"model.ckpt-{steps}")
+    ours = checkpoint_model_weights(files["out"] / f"model.ckpt-{steps}")
+    reference = checkpoint_model_weights(tmp_path / "straight" / f"model.ckpt-{steps}")
     assert ours.keys() == reference.keys() and len(ours) > 20
     for name in ours:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
@@ -342,8 +328,8 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(files, tmp_path
     assert len(losses(two)) == 6
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
     ours, reference = (
-        checkpoint_weights(two / "model.ckpt-6"),
-        checkpoint_weights(one / "model.ckpt-6"),
+        checkpoint_model_weights(two / "model.ckpt-6"),
+        checkpoint_model_weights(one / "model.ckpt-6"),
     )
     for name in reference:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from records import create_records
 
 from bertfam import tinydata
+from bertfam.testing import checkpoint_model_weights
 
 FOLDER = Path(__file__).resolve().parents[1]
 LENGTH, PREDICTIONS = 64, 10
@@ -34,15 +36,10 @@ def data(tmp_path_factory, shared_data):
     corpus = tinydata.pretraining_corpus(folder / "corpus.txt", vocab, seed=2, documents=60)
     (folder / "train").mkdir()
     (folder / "eval").mkdir()
-    outputs = f"{folder}/train/part-0.tfrecord,{folder}/train/part-1.tfrecord"
-    for output, seed in ((outputs, 1), (f"{folder}/eval/part-0.tfrecord", 2)):
-        subprocess.run(
-            [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
-             f"--input_file={corpus}", f"--output_file={output}", f"--vocab_file={vocab}",
-             f"--max_seq_length={LENGTH}", f"--max_predictions_per_seq={PREDICTIONS}",
-             f"--random_seed={seed}", "--dupe_factor=1"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
+    train = [folder / "train" / "part-0.tfrecord", folder / "train" / "part-1.tfrecord"]
+    create_records(corpus, train, vocab, LENGTH, PREDICTIONS, "--random_seed=1")
+    eval_file = folder / "eval" / "part-0.tfrecord"
+    create_records(corpus, eval_file, vocab, LENGTH, PREDICTIONS, "--random_seed=2")
     config = tinydata.bert_config_file(
         folder / "bert_config.json", 30522, max_position_embeddings=LENGTH
     )
@@ -89,39 +86,13 @@ def run(args, **kwargs):
     )
 
 
-def checkpoint_weights(prefix):
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    names = reader.get_variable_to_shape_map()
-    return {k: reader.get_tensor(k) for k in names if k.startswith("model/")}
-
-
 def googles_metrics(data, prefix):
     """Google's metric_fn, in NumPy, over the evaluation records and the saved weights."""
-    import modeling
-    import tensorflow as tf
-
-    from bertfam.bert_config import BertConfig
-    from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint, variables_by_name
-    from bertfam.tf.pretraining_records import read_example_files
-
-    model = modeling.BertForPreTraining(BertConfig.from_json_file(data["config"]))
-    weights, source = read_init_checkpoint(str(prefix))
-    assign_weights(variables_by_name(model), weights, source)
-    records = read_example_files([data["folder"] / "eval" / "part-0.tfrecord"], LENGTH, PREDICTIONS)
-    count = min(len(records["input_ids"]), 4 * 8)
-    batch = {name: value[:count] for name, value in records.items()}
-    mlm, nsp = model(
-        *(tf.constant(batch[n], tf.int32) for n in ("input_ids", "input_mask", "segment_ids")),
-        tf.constant(batch["masked_lm_positions"], tf.int32),
-    )
-    mlm, nsp = mlm.numpy().astype(np.float64), nsp.numpy().astype(np.float64)
+    batch = eval_batch(data, 4 * 8)  # --max_eval_steps=4 of --eval_batch_size=8
+    mlm, nsp = our_outputs(data, prefix, batch)
 
     def cross_entropy(logits, labels):
-        shifted = logits - logits.max(-1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-        return -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+        return -np.take_along_axis(log_softmax(logits), labels[..., None], -1)[..., 0]
 
     weights = batch["masked_lm_weights"]
     labels = batch["next_sentence_labels"][:, 0]
@@ -140,10 +111,48 @@ def read_results(path):
     return {key: float(value) for key, value in pairs}
 
 
-def test_train_checkpoint_and_evaluate_as_upstream(data, tmp_path):
-    output = tmp_path / "phase_1"
+@pytest.fixture(scope="module")
+def phase_1(data, tmp_path_factory):
+    """The output directory of one 6-update training run with evaluation."""
+    output = tmp_path_factory.mktemp("runs") / "phase_1"
     result = run(flags(data, output, do_eval="true"))
     assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+def our_outputs(data, prefix, batch):
+    """Our model's masked-LM and next-sentence logits for `batch`, from a checkpoint."""
+    import modeling
+    import tensorflow as tf
+
+    from bertfam.bert_config import BertConfig
+    from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint, variables_by_name
+
+    model = modeling.BertForPreTraining(BertConfig.from_json_file(data["config"]))
+    weights, source = read_init_checkpoint(str(prefix))
+    assign_weights(variables_by_name(model), weights, source)
+    mlm, nsp = model(
+        *(tf.constant(batch[n], tf.int32) for n in ("input_ids", "input_mask", "segment_ids")),
+        tf.constant(batch["masked_lm_positions"], tf.int32),
+    )
+    return mlm.numpy().astype(np.float64), nsp.numpy().astype(np.float64)
+
+
+def eval_batch(data, count=32):
+    from bertfam.tf.pretraining_records import read_example_files
+
+    records = read_example_files([data["folder"] / "eval" / "part-0.tfrecord"], LENGTH, PREDICTIONS)
+    count = min(len(records["input_ids"]), count)
+    return {name: value[:count] for name, value in records.items()}
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def test_train_checkpoint_and_evaluate_as_upstream(data, phase_1):
+    output = phase_1
     names = sorted(p.name for p in output.iterdir() if p.name.startswith("model.ckpt"))
     assert names == [
         f"model.ckpt-{s}.{e}" for s in (4, 6) for e in ("data-00000-of-00001", "index")
@@ -154,7 +163,7 @@ def test_train_checkpoint_and_evaluate_as_upstream(data, tmp_path):
         assert results[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
     dllog = [
         json.loads(line[len("DLLL ") :])
-        for line in (tmp_path / "phase_1_dllog.json").read_text().splitlines()
+        for line in (phase_1.parent / "phase_1_dllog.json").read_text().splitlines()
     ]
     assert [record["step"] for record in dllog[:3]] == [2, 4, 6]
     assert set(dllog[0]["data"]) == {
@@ -179,33 +188,73 @@ def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     resumed = run(args)
     assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]
-    ours = checkpoint_weights(tmp_path / "out" / "model.ckpt-6")
-    reference = checkpoint_weights(tmp_path / "straight" / "model.ckpt-6")
+    ours = checkpoint_model_weights(tmp_path / "out" / "model.ckpt-6")
+    reference = checkpoint_model_weights(tmp_path / "straight" / "model.ckpt-6")
     assert ours.keys() == reference.keys() and len(ours) > 20
     for name in ours:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
 
 
-def test_phase_2_warm_starts_from_phase_1(data, tmp_path):
-    first = run(flags(data, tmp_path / "phase_1", num_train_steps=2))
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_phase_2_warm_starts_from_phase_1(data, phase_1, tmp_path):
     second = run(
         flags(
             data,
             tmp_path / "phase_2",
             num_train_steps=1,
             num_warmup_steps=0,
-            init_checkpoint=tmp_path / "phase_1" / "model.ckpt-2",
+            init_checkpoint=phase_1 / "model.ckpt-6",
         )  # fmt: skip
     )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" not in second.stderr  # a new run, from phase 1's weights
-    before = checkpoint_weights(tmp_path / "phase_1" / "model.ckpt-2")
-    after = checkpoint_weights(tmp_path / "phase_2" / "model.ckpt-1")
+    before = checkpoint_model_weights(phase_1 / "model.ckpt-6")
+    after = checkpoint_model_weights(tmp_path / "phase_2" / "model.ckpt-1")
     # One LAMB update from phase 1's weights: close to them, not a fresh initialisation.
     name = next(key for key in before if "word_embeddings" in key)
     assert np.abs(after[name] - before[name]).max() < 0.01
     assert not np.array_equal(after[name], before[name])
+
+
+def test_checkpoints_load_in_googles_run_pretraining(data, phase_1):
+    """Google's graph, initialised from our checkpoint by Google's code, computes our outputs."""
+    from google_bert import pretraining_outputs
+
+    batch = eval_batch(data, 8)
+    keys = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids")
+    keys += ("masked_lm_weights", "next_sentence_labels")
+    theirs, missed = pretraining_outputs(
+        phase_1 / "model.ckpt-6", data["config"], {k: batch[k] for k in keys}
+    )
+    assert missed == []  # every variable of Google's graph came from our checkpoint
+    mlm, nsp = our_outputs(data, phase_1 / "model.ckpt-6", batch)
+    np.testing.assert_allclose(
+        theirs["mlm_log_probs"], log_softmax(mlm).reshape(-1, mlm.shape[-1]), atol=1e-5
+    )
+    np.testing.assert_allclose(theirs["nsp_log_probs"], log_softmax(nsp), atol=1e-5)
+
+
+def test_checkpoints_load_in_huggingface(data, phase_1):
+    """HuggingFace's load_tf_weights_in_bert reads our checkpoint (optimizer slots and
+    global_step skipped by name) into BertForPreTraining, which then computes our logits."""
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+    from transformers.models.bert.modeling_bert import load_tf_weights_in_bert
+
+    config = BertConfig.from_json_file(str(data["config"]))
+    model = BertForPreTraining(config).eval()
+    load_tf_weights_in_bert(model, config, str(phase_1 / "model.ckpt-6"))
+    batch = eval_batch(data, 8)
+    with torch.no_grad():
+        out = model(
+            input_ids=torch.tensor(batch["input_ids"], dtype=torch.long),
+            attention_mask=torch.tensor(batch["input_mask"], dtype=torch.long),
+            token_type_ids=torch.tensor(batch["segment_ids"], dtype=torch.long),
+        )
+    positions = torch.tensor(batch["masked_lm_positions"], dtype=torch.long)
+    theirs_mlm = torch.take_along_dim(out.prediction_logits, positions[..., None], dim=1)
+    mlm, nsp = our_outputs(data, phase_1 / "model.ckpt-6", batch)
+    np.testing.assert_allclose(theirs_mlm.numpy(), mlm, atol=1e-4)
+    np.testing.assert_allclose(out.seq_relationship_logits.numpy(), nsp, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -247,13 +296,9 @@ def test_a_checkpoint_of_another_size_is_refused_before_writing(data, tmp_path):
 def packed(data):
     """Short-sequence records (--short_seq_prob=1) packed by pack_pretraining_data_tfrec.py."""
     short = data["folder"] / "short.tfrecord"
-    subprocess.run(
-        [sys.executable, str(FOLDER / "data_preprocessing" / "create_pretraining_data.py"),
-         f"--input_file={data['folder'] / 'corpus.txt'}", f"--output_file={short}",
-         f"--vocab_file={data['vocab']}", "--max_seq_length=128",
-         "--max_predictions_per_seq=20", "--short_seq_prob=1", "--dupe_factor=1"],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+    create_records(
+        data["folder"] / "corpus.txt", short, data["vocab"], 128, 20, "--short_seq_prob=1"
+    )
     output = data["folder"] / "packed" / "train"
     subprocess.run(
         [sys.executable, str(FOLDER / "data_preprocessing" / "pack_pretraining_data_tfrec.py"),
@@ -306,7 +351,7 @@ def test_packing_metadata_without_the_average_is_refused(data, packed, tmp_path)
 def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, tmp_path):
     first = run(flags(data, tmp_path / "first", num_train_steps=4))
     assert first.returncode == 0, first.stderr[-3000:]
-    straight = checkpoint_weights(tmp_path / "first" / "model.ckpt-4")
+    straight = checkpoint_model_weights(tmp_path / "first" / "model.ckpt-4")
     # Upstream's --resume: a new output dir, continued from another run's checkpoint 2.
     again = run(
         flags(
@@ -320,7 +365,7 @@ def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, t
     assert again.returncode == 0 and "Continuing from" in again.stderr, again.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "continued").glob("model.ckpt-*.index"))
     assert names == ["model.ckpt-4.index"]  # updates 3 and 4 only
-    continued = checkpoint_weights(tmp_path / "continued" / "model.ckpt-4")
+    continued = checkpoint_model_weights(tmp_path / "continued" / "model.ckpt-4")
     for name in straight:
         np.testing.assert_allclose(continued[name], straight[name], atol=1e-6, err_msg=name)
 
@@ -344,7 +389,7 @@ def test_four_micro_batches_of_2_equal_one_batch_of_8(data, tmp_path):
     np.testing.assert_allclose(
         losses(tmp_path / "accumulated"), losses(tmp_path / "whole"), rtol=1e-5
     )
-    ours = checkpoint_weights(tmp_path / "accumulated" / "model.ckpt-2")
-    reference = checkpoint_weights(tmp_path / "whole" / "model.ckpt-2")
+    ours = checkpoint_model_weights(tmp_path / "accumulated" / "model.ckpt-2")
+    reference = checkpoint_model_weights(tmp_path / "whole" / "model.ckpt-2")
     for name in reference:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)

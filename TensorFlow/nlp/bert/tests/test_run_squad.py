@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bertfam import tinydata as tiny
+from bertfam.testing import checkpoint_model_weights
 
 FOLDER = Path(__file__).resolve().parents[1]
 
@@ -99,17 +100,6 @@ def test_train_predict_evaluate(files):
     )
 
 
-def checkpoint_weights(prefix):
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    return {
-        k: reader.get_tensor(k)
-        for k in reader.get_variable_to_shape_map()
-        if k.startswith("model/")
-    }
-
-
 def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     args = flags(files, "--do_train=True", train_file=files["squad"], num_train_steps=8)
     straight = run(args[:2] + [f"--output_dir={tmp_path / 'straight'}"] + args[3:], timeout=600)
@@ -133,8 +123,8 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     ]
     resumed_steps = [r["step"] for r in records][-(8 - 4) :]
     assert resumed_steps == [5, 6, 7, 8]  # carried on after checkpoint 4, did not start over
-    ours = checkpoint_weights(files["out"] / "model.ckpt-8")
-    reference = checkpoint_weights(tmp_path / "straight" / "model.ckpt-8")
+    ours = checkpoint_model_weights(files["out"] / "model.ckpt-8")
+    reference = checkpoint_model_weights(tmp_path / "straight" / "model.ckpt-8")
     assert ours.keys() == reference.keys() and len(ours) > 20
     for name in ours:
         np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)

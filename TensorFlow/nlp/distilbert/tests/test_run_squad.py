@@ -18,7 +18,7 @@ from distilbert_fixtures import FOLDER, convert, file_base_url, save_hf_distilbe
 from transformers import DistilBertModel as HFDistilBertModel
 
 from bertfam import tinydata as tiny
-from bertfam.testing import horovod_mpirun
+from bertfam.testing import checkpoint_model_weights, horovod_mpirun
 
 HF_NAME = "distilbert-base-uncased"
 BIN = Path(sys.executable).parent
@@ -80,16 +80,8 @@ def losses(output_dir):
     return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
 
 
-def checkpoint_weights(prefix):
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    names = reader.get_variable_to_shape_map()
-    return {name: reader.get_tensor(name) for name in names if name.startswith("model/")}
-
-
 def assert_same_weights(prefix, reference_prefix, atol):
-    ours, reference = checkpoint_weights(prefix), checkpoint_weights(reference_prefix)
+    ours, reference = checkpoint_model_weights(prefix), checkpoint_model_weights(reference_prefix)
     assert ours.keys() == reference.keys() and len(ours) > 30
     for name in ours:
         np.testing.assert_allclose(ours[name], reference[name], atol=atol, err_msg=name)
@@ -150,8 +142,8 @@ def test_seed_multi_card_line_under_mpirun_matches_one_process(model_dir, squad,
     assert len(losses(two)) == 16
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
     ours, reference = (
-        checkpoint_weights(two / "model.ckpt-16"),
-        checkpoint_weights(one / "model.ckpt-16"),
+        checkpoint_model_weights(two / "model.ckpt-16"),
+        checkpoint_model_weights(one / "model.ckpt-16"),
     )
     assert ours.keys() == reference.keys() and len(ours) > 30
     for name in ours:
@@ -176,8 +168,8 @@ def test_resume_after_kill_equals_an_uninterrupted_run(model_dir, squad, tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stderr
     ours, reference = (
-        checkpoint_weights(out / "model.ckpt-8"),
-        checkpoint_weights(straight / "model.ckpt-8"),
+        checkpoint_model_weights(out / "model.ckpt-8"),
+        checkpoint_model_weights(straight / "model.ckpt-8"),
     )
     assert ours.keys() == reference.keys() and len(ours) > 30
     for name in ours:

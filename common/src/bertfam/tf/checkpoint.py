@@ -4,9 +4,10 @@
 
 - a Google TF checkpoint prefix (``uncased_L-12_H-768_A-12/bert_model.ckpt``): TF1
   name-based, read by name;
-- a checkpoint our training loop wrote (``model.ckpt-500``, object-based through
-  `tf.train.CheckpointManager`, whose model variables are stored under their checkpoint
-  names), so fine-tuned or pre-trained weights chain into the next run the same way;
+- a checkpoint our training loop wrote (``model.ckpt-500``, in Google's layout, see
+  `bertfam.tf.training_checkpoints`; the object-based ones earlier versions wrote through
+  `tf.train.CheckpointManager` are read too), so fine-tuned or pre-trained weights chain
+  into the next run the same way;
 - a HuggingFace model folder (config.json + model.safetensors or pytorch_model.bin),
   whose keys go through the table of its ``model_type`` (`bertfam.checkpoints`).
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -116,13 +117,15 @@ def assign_weights(
     return report
 
 
-def save_name_based_checkpoint(prefix: Union[str, Path], weights: Dict[str, np.ndarray]) -> str:
+def save_name_based_checkpoint(
+    prefix: Union[str, Path], weights: Mapping[str, Union[np.ndarray, tf.Tensor]]
+) -> str:
     """Write a TF1-style checkpoint (Google's layout: one tensor per name) at `prefix`."""
     names = sorted(weights)
     tf.raw_ops.SaveV2(
         prefix=str(prefix),
         tensor_names=names,
         shape_and_slices=[""] * len(names),
-        tensors=[tf.constant(weights[name]) for name in names],
+        tensors=[tf.convert_to_tensor(weights[name]) for name in names],
     )
     return str(prefix)

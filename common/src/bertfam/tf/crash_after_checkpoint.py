@@ -11,21 +11,21 @@ import runpy
 import signal
 import sys
 
-import tensorflow as tf
+from bertfam.tf.training_checkpoints import TrainingCheckpoints
 
 crash_after = int(sys.argv.pop(1))
 script = sys.argv.pop(1)
-save = tf.train.CheckpointManager.save
+save = TrainingCheckpoints.save
 
 
-def save_then_crash(self, *args, checkpoint_number=None, **kwargs):
-    path = save(self, *args, checkpoint_number=checkpoint_number, **kwargs)
-    if checkpoint_number == crash_after:
+def save_then_crash(self, step: int) -> str:
+    path = save(self, step)
+    if step == crash_after:
         os.kill(os.getpid(), signal.SIGKILL)
     return path
 
 
-tf.train.CheckpointManager.save = save_then_crash
+TrainingCheckpoints.save = save_then_crash
 sys.argv[0] = script
 sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script` would set it
 runpy.run_path(script, run_name="__main__")

@@ -17,8 +17,9 @@ What upstream does, and where:
 
 The optimizers are `tf.Module`s over a ``{checkpoint name: tf.Variable}`` dict: slots are
 created eagerly, named ``<name>/adam_m`` and ``<name>/adam_v`` as in Google's checkpoints,
-saved by ``tf.train.Checkpoint(optimizer=...)``, and updated by ``apply`` inside or outside
-``tf.function``. No Keras optimizer is involved: Keras Adam always bias-corrects.
+and updated by ``apply`` inside or outside ``tf.function``; ``iterations`` counts the
+updates (Google's ``global_step``, which LAMB's bias correction reads). No Keras optimizer
+is involved: Keras Adam always bias-corrects.
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ class _AdamMoments(tf.Module):
         self.adam_v = {
             name: _zeros_slot(var, f"{name}/adam_v") for name, var in self._params.items()
         }
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
 
     @property
     def slots(self) -> Dict[str, tf.Variable]:
@@ -190,6 +192,11 @@ class _AdamMoments(tf.Module):
             named[f"{name}/adam_v"] = self.adam_v[name]
         return named
 
+    @property
+    def state(self) -> Dict[str, tf.Variable]:
+        """Everything a resumed run needs, by checkpoint name: the slots and ``global_step``."""
+        return {**self.slots, "global_step": self.iterations}
+
     def decays(self, name: str) -> bool:
         return decays(name, self.exclude_from_weight_decay)
 
@@ -199,13 +206,15 @@ class _AdamMoments(tf.Module):
         if unknown:
             raise ValueError(f"{self.name}: gradients for variables it does not hold: {unknown}")
         dense = {name: _dense(grad) for name, grad in grads.items() if grad is not None}
-        self._apply_dense(dense, tf.cast(learning_rate, tf.float32))
+        t = tf.cast(self.iterations.assign_add(1), tf.float32)
+        self._apply_dense(dense, tf.cast(learning_rate, tf.float32), t)
 
     def apply_gradients(self, grads_and_names: Iterable[Tuple[Gradient, str]], learning_rate):
         """`apply` for ``(gradient, name)`` pairs, in the order Keras' grads_and_vars has."""
         self.apply({name: grad for grad, name in grads_and_names}, learning_rate)
 
-    def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor) -> None:
+    def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor, t: tf.Tensor) -> None:
+        """Update every variable in `grads`; `t` counts this update from 1."""
         raise NotImplementedError
 
     def _moments(self, name: str, grad: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -255,7 +264,7 @@ class AdamWeightDecay(_AdamMoments):
         super().__init__(variables_by_name, *args, name=name, **kwargs)
         self.epsilon_inside_sqrt = epsilon_inside_sqrt
 
-    def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor) -> None:
+    def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor, t: tf.Tensor) -> None:
         for name, grad in grads.items():
             self._step(name, grad, lr)
 
@@ -277,18 +286,16 @@ class Lamb(_AdamMoments):
     the global step after incrementing it); ``u = m_hat / (sqrt(v_hat) + eps)`` plus
     decoupled decay as in AdamWeightDecay; then every variable, excluded ones included, is
     moved by ``lr * r * u`` with trust ratio ``r = |w| / |u|`` (1 when either norm is 0).
-    ``iterations`` holds ``t`` and is checkpointed with the slots; copy the global step
-    into it when resuming from an upstream checkpoint.
+    ``t`` is ``iterations``, saved as ``global_step`` beside the slots, so a run resumed
+    from its checkpoint (or from upstream's) goes on with the right correction.
     """
 
     def __init__(
         self, variables_by_name: Mapping[str, tf.Variable], *args, name: str = "Lamb", **kwargs
     ):
         super().__init__(variables_by_name, *args, name=name, **kwargs)
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
 
-    def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor) -> None:
-        t = tf.cast(self.iterations.assign_add(1), tf.float32)
+    def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor, t: tf.Tensor) -> None:
         for name, grad in grads.items():
             self._step(name, grad, lr, t)
 

@@ -152,11 +152,29 @@ def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretrai
     packed = packing_of(config.input_files_dir) if config.do_train else None
     if config.do_eval and packing_of(config.eval_files_dir) is not None:
         raise FlagError("--eval_files_dir: evaluation reads unpacked records (as upstream)")
+    if config.resume and config.do_train:
+        _check_resumable(config.init_checkpoint)
     for path in train_files:
         _check_record_widths(path, config, packed is not None)
     for path in eval_files:
         _check_record_widths(path, config, False)
     return PreparedPretraining(model_config, train_files, eval_files, packed)
+
+
+def _check_resumable(prefix: str) -> None:
+    """--resume continues the optimizer too: the checkpoint must hold its state, as a
+    training run's ``model.ckpt-N`` does and a released ``bert_model.ckpt`` does not."""
+    import tensorflow as tf
+
+    try:
+        names = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+    except (tf.errors.OpError, ValueError):
+        raise UserError(f"--init_checkpoint={prefix}: cannot read it") from None
+    if "global_step" not in names or not any(n.endswith("/adam_m") for n in names):
+        raise FlagError(
+            f"--resume: {prefix} holds no optimizer state (global_step, adam_m, adam_v); "
+            "warm-start from it without --resume"
+        )
 
 
 def _check_record_widths(path: str, config: PretrainingRunConfig, packed: bool) -> None:

@@ -34,8 +34,8 @@ from bertfam.tf.training import LossFn, Trainer
 
 log = logging.getLogger(__name__)
 
-# Where tf.train.Checkpoint(step=...) in the Trainer stores the update count.
-_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+# Where the Trainer's checkpoints (and an Estimator's) store the update count.
+_STEP_KEY = "global_step"
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,7 @@ def ready_trainer(
     if not trainer.restore_latest() and warm_start is not None:
         warm_start.assign(variables)
         if continue_from:
-            checkpoint = tf.train.Checkpoint(optimizer=trainer.optimizer, step=trainer.step)
-            checkpoint.read(continue_from).expect_partial()
+            trainer.checkpoints.restore(continue_from, names=trainer.optimizer.state)
             log.info("Continuing from %s at step %d", continue_from, int(trainer.step))
     run.workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
     return trainer

@@ -14,10 +14,10 @@ The loss function returns ``(loss, metrics)``: the mean loss of the batch, which
 differentiated, and a dict of scalars logged beside it (pre-training's ``mlm_loss``,
 ``nsp_accuracy``...), averaged over micro-batches and workers as the loss is.
 
-Checkpoints go through `tf.train.CheckpointManager` as ``<output_dir>/model.ckpt-<step>``
-with the model's variables under their checkpoint names, the optimizer slots and the
-step: rerunning the same command after a kill restores the latest one and goes on from
-there, skipping the batches it had already seen.
+Checkpoints are ``<output_dir>/model.ckpt-<step>`` in Google's layout
+(`bertfam.tf.training_checkpoints`): the model's variables under their checkpoint names,
+the optimizer slots and ``global_step``. Rerunning the same command after a kill restores
+the latest one and goes on from there, skipping the batches it had already seen.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ import tensorflow as tf
 from bertfam.runlog import RunLog, progress
 from bertfam.tf.optimization import adamw, clip_by_global_norm, learning_rate
 from bertfam.tf.run_config import RunConfig
+from bertfam.tf.training_checkpoints import TrainingCheckpoints
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_NAME = "model.ckpt"
 
 # loss_fn(batch, training) -> (mean loss, {name: scalar})
 LossFn = Callable[..., Tuple[tf.Tensor, Mapping[str, tf.Tensor]]]
@@ -73,15 +72,10 @@ class Trainer:
         self.world_size = world_size
         self.allreduce = allreduce
         self.optimizer = optimizer(variables, config)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.checkpoint = tf.train.Checkpoint(
-            model=variables, optimizer=self.optimizer, step=self.step
-        )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint,
-            config.output_dir,
-            max_to_keep=config.keep_checkpoint_max,
-            checkpoint_name=CHECKPOINT_NAME,
+        # The optimizer counts the updates it applied; that count is the run's step.
+        self.step = self.optimizer.iterations
+        self.checkpoints = TrainingCheckpoints(
+            config.output_dir, {**variables, **self.optimizer.state}, config.keep_checkpoint_max
         )
         self._names = list(variables)
         self._profiling = False
@@ -96,10 +90,10 @@ class Trainer:
 
     def restore_latest(self) -> bool:
         """Continue an interrupted run from its last checkpoint; False when there is none."""
-        latest = self.manager.latest_checkpoint
+        latest = self.checkpoints.latest
         if latest is None:
             return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.checkpoints.restore(latest)
         log.info("Resuming from %s (step %d of %d)", latest, int(self.step), self.total_steps)
         return True
 
@@ -125,8 +119,7 @@ class Trainer:
             schedule=self.config.schedule,
             power=self.config.lr_power,
         )
-        self.optimizer.apply(grads, rate)
-        self.step.assign_add(1)
+        self.optimizer.apply(grads, rate)  # counts the update: self.step + 1
         return rate
 
     def _mean_over_workers(self, scalars: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -205,7 +198,7 @@ class Trainer:
                 if self.is_main_process and (
                     step % config.save_checkpoints_steps == 0 or step == self.total_steps
                 ):
-                    self.manager.save(checkpoint_number=step)
+                    self.checkpoints.save(step)
             self._profile(int(self.step), finished=True)
 
     def _profile(self, step: int, finished: bool = False) -> None:

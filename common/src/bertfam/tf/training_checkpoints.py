@@ -1,0 +1,118 @@
+"""Training checkpoints in Google's layout: ``<dir>/model.ckpt-<step>`` plus ``checkpoint``.
+
+A TF1 Estimator run writes one tensor per variable name (``bert/pooler/dense/kernel``,
+``cls/predictions/output_bias``, ``.../adam_m``, ``.../adam_v``, ``global_step``), and the
+code users chain our runs into reads exactly that: Google's ``init_from_checkpoint``
+(run_classifier.py, run_squad.py, run_pretraining.py), HuggingFace's
+``load_tf_weights_in_bert`` and ``convert_tf_checkpoint_to_pytorch.py``, which skip the
+optimizer slots and ``global_step`` by those names and fail on any other extra variable.
+`tf.train.Checkpoint` would store ``model/bert.Spooler.S.../.ATTRIBUTES/VARIABLE_VALUE``
+instead, which none of them can read, so the loop writes Google's layout itself.
+
+Crash safety: ``SaveV2`` writes each file under a temporary name and renames it when
+complete, the index last; the ``checkpoint`` state file is replaced atomically after
+that, and an old checkpoint is deleted only once the state file no longer names it. A
+kill at any moment leaves the previous checkpoint readable and named.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from typing import Iterable, List, Mapping, Optional
+
+import tensorflow as tf
+
+from bertfam.checkpoints import CheckpointError
+from bertfam.tf.checkpoint import save_name_based_checkpoint
+from bertfam.tf.run_config import CHECKPOINT_INDEX_FILE
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "model.ckpt"
+
+
+class TrainingCheckpoints:
+    """Saves and restores `variables` ({checkpoint name: variable}) in `directory`,
+    keeping the newest `max_to_keep` checkpoints (the ones a resumed run wrote before
+    included)."""
+
+    def __init__(
+        self,
+        directory: str,
+        variables: Mapping[str, tf.Variable],
+        max_to_keep: int,
+        name: str = CHECKPOINT_NAME,
+    ):
+        self.directory = str(directory)
+        self.variables = dict(variables)
+        self.max_to_keep = max_to_keep
+        self.name = name
+        self._kept: List[str] = self._listed()
+
+    @property
+    def latest(self) -> Optional[str]:
+        """The prefix of the newest checkpoint, or None."""
+        return tf.train.latest_checkpoint(self.directory)
+
+    def save(self, step: int) -> str:
+        # The state file names checkpoints relative to the directory, as an Estimator's
+        # does, so the directory can be moved or mounted elsewhere.
+        basename = f"{self.name}-{step}"
+        prefix = posixpath.join(self.directory, basename)
+        save_name_based_checkpoint(prefix, {n: v.read_value() for n, v in self.variables.items()})
+        kept = [name for name in self._kept if name != basename] + [basename]
+        dropped, kept = kept[: -self.max_to_keep], kept[-self.max_to_keep :]
+        self._write_state(basename, kept)
+        for old in dropped:
+            for path in tf.io.gfile.glob(posixpath.join(self.directory, f"{old}.*")):
+                tf.io.gfile.remove(path)
+        self._kept = kept
+        log.info("Saved checkpoint %s", prefix)
+        return prefix
+
+    def restore(self, prefix: str, names: Optional[Iterable[str]] = None) -> None:
+        """Assign the checkpoint's values to the variables `names` (all by default); one
+        error naming every variable it lacks or holds in another shape."""
+        names = list(self.variables if names is None else names)
+        try:
+            reader = tf.train.load_checkpoint(prefix)
+        except (tf.errors.OpError, ValueError) as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"checkpoint {prefix}: cannot read it ({first})") from None
+        shapes = reader.get_variable_to_shape_map()
+        missing = [n for n in names if n not in shapes]
+        wrong = [
+            f"{n} {tuple(shapes[n])} (the run's is {tuple(self.variables[n].shape)})"
+            for n in names
+            if n in shapes and tuple(shapes[n]) != tuple(self.variables[n].shape)
+        ]
+        if missing or wrong:
+            problems = []
+            if missing:
+                shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+                problems.append(f"{len(missing)} variables missing ({shown})")
+            if wrong:
+                problems.append("other shapes: " + ", ".join(wrong[:5]))
+            raise CheckpointError(
+                f"checkpoint {prefix} cannot continue this run: " + "; ".join(problems)
+            )
+        for name in names:
+            variable = self.variables[name]
+            variable.assign(reader.get_tensor(name).astype(variable.dtype.as_numpy_dtype))
+
+    def _write_state(self, latest: str, kept: List[str]) -> None:
+        # The text proto tf.train.get_checkpoint_state reads, replaced in one rename.
+        lines = [f'model_checkpoint_path: "{latest}"']
+        lines += [f'all_model_checkpoint_paths: "{name}"' for name in kept]
+        path = posixpath.join(self.directory, CHECKPOINT_INDEX_FILE)
+        temporary = f"{path}.tmp"
+        with tf.io.gfile.GFile(temporary, "w") as state:
+            state.write("\n".join(lines) + "\n")
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+
+    def _listed(self) -> List[str]:
+        state = tf.train.get_checkpoint_state(self.directory)
+        if state is None:
+            return []
+        return [posixpath.basename(path) for path in state.all_model_checkpoint_paths]
