@@ -32,11 +32,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from bertfam.dllogger import DlLogger
 from bertfam.errors import FlagError, UserError
 from bertfam.run_config import require_at_least_one
 from bertfam.tf.run_config import RunConfig, check_common
@@ -206,28 +206,6 @@ def _check_record_widths(path: str, config: PretrainingRunConfig, packed: bool) 
                 f"{path}: records have {name} of length {found} but --{flag}={expected}; "
                 "give the flag the data was made with"
             )
-
-
-class DlLogger:
-    """DLLogger's JSON-lines records (``DLLL {...}``) at --dllog_path, beside the RunLog."""
-
-    def __init__(self, path: str, enabled: bool):
-        self.path = Path(path)
-        self.enabled = enabled
-        self._start = time.time()
-
-    def log(self, step, data: Dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        record = {
-            "timestamp": time.time(),
-            "elapsedtime": time.time() - self._start,
-            "type": "LOG",
-            "step": step,
-            "data": data,
-        }
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write("DLLL " + json.dumps(record) + "\n")
 
 
 class _TrainLog:

@@ -261,6 +261,25 @@ def check(config: FinetuneConfig) -> None:
         raise FlagError("--save_steps and --warmup_steps cannot be negative")
     if config.max_steps <= 0 and config.num_train_epochs <= 0 and config.do_train:
         raise FlagError("--num_train_epochs must be positive (or give --max_steps)")
+    if config.evaluate_during_training and not config.do_eval:
+        raise FlagError("--evaluate_during_training scores the dev set: add --do_eval")
+    check_device_mode_precision(config)
+    check_local_rank(config.local_rank)
+    output = Path(config.output_dir)
+    if (
+        config.do_train
+        and output.is_dir()
+        and any(output.iterdir())
+        and not config.overwrite_output_dir
+    ):
+        raise FlagError(
+            f"output directory ({output}) already exists and is not empty: use "
+            "--overwrite_output_dir to train into it"
+        )
+
+
+def check_device_mode_precision(config) -> None:
+    """What every PyTorch script checks of ``device``, ``mode`` and the ``hmp*`` fields."""
     on_gaudi_possible = habana_installed()
     if config.device == "hpu" and not on_gaudi_possible:
         raise FlagError(
@@ -277,28 +296,19 @@ def check(config: FinetuneConfig) -> None:
             "--hmp_verbose and --hmp_opt_level O2 are Habana HMP's (Gaudi only); elsewhere the "
             "op lists apply as O1 does"
         )
-    if config.evaluate_during_training and not config.do_eval:
-        raise FlagError("--evaluate_during_training scores the dev set: add --do_eval")
     if config.hmp:
         read_op_list(config.hmp_bf16)
         read_op_list(config.hmp_fp32)
     elif config.hmp_bf16 or config.hmp_fp32:
         raise FlagError("--hmp_bf16 / --hmp_fp32 take effect with --hmp: add it")
+
+
+def check_local_rank(local_rank: int) -> None:
+    """--local_rank, when given, must be the launcher's."""
     launch = detect_launch_env()
-    if config.local_rank >= 0 and config.local_rank != launch.local_rank:
+    if local_rank >= 0 and local_rank != launch.local_rank:
         raise FlagError(
-            f"--local_rank {config.local_rank} but the launcher's environment says local rank "
+            f"--local_rank {local_rank} but the launcher's environment says local rank "
             f"{launch.local_rank} ({launch.launcher}): start the script with torchrun, mpirun "
             "or torch.distributed.launch rather than giving --local_rank by hand"
-        )
-    output = Path(config.output_dir)
-    if (
-        config.do_train
-        and output.is_dir()
-        and any(output.iterdir())
-        and not config.overwrite_output_dir
-    ):
-        raise FlagError(
-            f"output directory ({output}) already exists and is not empty: use "
-            "--overwrite_output_dir to train into it"
         )

@@ -1,157 +1,46 @@
-"""The fine-tuning loop both PyTorch scripts share: device, mode, precision, processes.
+"""The fine-tuning loop both PyTorch fine-tuning scripts share.
 
-`built_from_seed(seed, build)` makes the model, its new task head drawn from ``--seed``.
-`start_run(config)` puts the process on its device (Gaudi when ``habana_frameworks``
-loads, else a CUDA GPU, else the CPU), joins the launcher's process group and seeds
-everything. `Trainer` then runs HF v3.0.2's loop: AdamW over two parameter groups (no
-weight decay on biases and LayerNorm weights), linear warm-up then linear decay,
-gradient accumulation, clipping, a ``checkpoint-<step>/`` folder every ``--save_steps``
-(`bertfam.torch.checkpoint`; resuming restores optimizer, scheduler and RNG state),
-JSON-lines metrics, TensorBoard and a progress bar. A script supplies the model, its loss
-on a batch and the arrays.
+A script starts its process with `bertfam.torch.run.start_run` (device, processes, seeds,
+precision) and makes the model, its new task head drawn from ``--seed``
+(`built_from_seed`). `Trainer` then runs HF v3.0.2's loop: AdamW over two parameter
+groups (no weight decay on biases and LayerNorm weights), linear warm-up then linear
+decay, gradient accumulation, clipping, a ``checkpoint-<step>/`` folder every
+``--save_steps`` (`bertfam.torch.checkpoint`; resuming restores optimizer, scheduler and
+RNG state), JSON-lines metrics, TensorBoard and a progress bar. A script supplies the
+model, its loss on a batch and the arrays.
 
-Modes: eager as is; graph compiles the forward and loss with `torch.compile` (upstream
-traced them with TorchScript, which modern PyTorch replaces); lazy is Habana's lazy
-graph mode, with `mark_step` after the backward pass and after the optimizer step where
-upstream placed it. bf16 follows the op lists (`--hmp --hmp_bf16 --hmp_fp32`): Habana's
-HMP on Gaudi, `bertfam.torch.hmp.OpListPrecision` elsewhere, entered inside the compiled
-region in graph mode (entered around it, Inductor miscompiles dropout under the casts).
+In graph mode the forward and loss are compiled with `torch.compile` (upstream traced
+them with TorchScript, which modern PyTorch replaces), with the op-list casts entered
+inside the compiled region (entered around it, Inductor miscompiles dropout under the
+casts).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import random
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from bertfam.devices import choose_device
-from bertfam.errors import UserError
-from bertfam.launch import LaunchEnv, detect_launch_env
-from bertfam.plot_metrics import plot_metrics
-from bertfam.runlog import RunLog, Throughput, progress, read_metrics
-from bertfam.torch.args import FinetuneConfig
+from bertfam.runlog import RunLog, Throughput, progress
 from bertfam.torch.checkpoint import (
     SavedModel,
     restore_checkpoint,
     save_checkpoint,
     write_model_folder,
 )
-from bertfam.torch.distributed import init_distributed
-from bertfam.torch.hmp import OpListPrecision
+from bertfam.torch.run import Run, TrainingError
 
 log = logging.getLogger(__name__)
 
 Batch = Dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
-M = TypeVar("M", bound=nn.Module)
 
 NO_DECAY = ("bias", "LayerNorm.weight")  # HF v3.0.2's weight-decay exclusions
-
-
-class TrainingError(UserError):
-    """Data or settings that cannot train."""
-
-
-@dataclass
-class Run:
-    """A started process: where it runs, who it is among the workers, how it computes."""
-
-    config: FinetuneConfig
-    device: torch.device
-    kind: str  # hpu, gpu or cpu
-    launch: LaunchEnv
-    habana_hmp: Optional[object] = None  # habana_frameworks' hmp module, when it casts
-    op_lists: Optional[OpListPrecision] = None  # the casts elsewhere
-
-    @property
-    def is_main(self) -> bool:
-        return self.launch.is_main_process
-
-    @property
-    def world_size(self) -> int:
-        return self.launch.world_size
-
-    def precision(self) -> contextlib.AbstractContextManager:
-        """Where the forward pass and loss run: op-list casts, or nothing to add."""
-        return self.op_lists if self.op_lists is not None else contextlib.nullcontext()
-
-    def mark_step(self) -> None:
-        """Cut the lazy graph here (Habana lazy mode only)."""
-        if self.config.mode == "lazy":
-            import habana_frameworks.torch.core as htcore
-
-            htcore.mark_step()
-
-    def barrier(self) -> None:
-        if dist.is_initialized():
-            dist.barrier()
-
-
-def _habana_environment(mode: str) -> None:
-    """Habana's switches, before habana_frameworks loads (upstream-surface.md §6.5)."""
-    os.environ.setdefault("PT_HPU_LAZY_MODE", "1" if mode == "lazy" else "0")
-    if mode == "lazy":
-        os.environ.setdefault("PT_HPU_LOWER_AS_STRIDED", "1")
-
-
-def built_from_seed(seed: int, build: Callable[[], M]) -> M:
-    """`build()` with torch's CPU generator at `seed`, so a new task head starts from --seed
-    as after HF's set_seed before from_pretrained. The draws come from a fork of the
-    generator: the run's one seeding of every generator stays `start_run`'s (after
-    habana_frameworks loads), and training starts from the seed whatever `build` drew, as
-    upstream's second set_seed before training made it."""
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        return build()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def start_run(config: FinetuneConfig) -> Run:
-    launch = detect_launch_env()
-    if config.device in ("hpu", "auto"):
-        _habana_environment(config.mode)
-    chosen = choose_device("pytorch", config.device)
-    if config.mode == "lazy" and chosen.kind != "hpu":
-        raise TrainingError("--use_lazy_mode runs on Gaudi only: use --mode eager or graph")
-    if chosen.kind == "hpu":
-        import habana_frameworks.torch.core  # noqa: F401  (registers the "hpu" device)
-    init_distributed(chosen.kind, launch)
-    device = torch.device(chosen.torch_name(launch.local_rank))
-    seed_everything(config.seed)
-    run = Run(config, device, chosen.kind, launch)
-    if config.hmp and chosen.kind == "hpu":
-        from habana_frameworks.torch.hpex import hmp
-
-        hmp.convert(
-            opt_level=config.hmp_opt_level,
-            bf16_file_path=config.hmp_bf16,
-            fp32_file_path=config.hmp_fp32,
-            isVerbose=config.hmp_verbose,
-        )
-        run.habana_hmp = hmp
-    elif config.hmp:
-        run.op_lists = OpListPrecision.from_files(config.hmp_bf16, config.hmp_fp32)
-    if run.is_main:
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-    log.info(
-        "device %s, mode %s, %s, %d process(es)",
-        device, config.mode, "bf16 op lists" if config.hmp else "fp32", launch.world_size,
-    )  # fmt: skip
-    return run
 
 
 # -- batches -----------------------------------------------------------------------------
@@ -416,11 +305,3 @@ class Trainer:
             bar.update(len(batch[next(iter(batch))]))
         bar.close()
         return [np.concatenate(parts) for parts in outputs]
-
-
-def plot_training(run: Run, run_log: RunLog) -> None:
-    """metrics.png beside metrics.jsonl, when anything was logged (rank 0)."""
-    if run.is_main and getattr(run_log, "metrics_path", None):
-        records = read_metrics(run_log.metrics_path)
-        if any("loss" in record for record in records):
-            plot_metrics(records, Path(run.config.output_dir) / "metrics.png")
