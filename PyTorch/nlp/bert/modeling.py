@@ -1,11 +1,11 @@
-"""The BERT network in PyTorch, shared by fine-tuning and (later) pre-training.
+"""The BERT network in PyTorch, shared by fine-tuning and pre-training.
 
 Parameter names are HuggingFace's state-dict keys (``bert.embeddings.word_embeddings.weight``,
 ``bert.encoder.layer.3.attention.self.query.weight``, ``qa_outputs.weight``,
-``classifier.weight``), so any HuggingFace BERT folder loads one key to one parameter and
-what we save loads back into HuggingFace. One class per checkpoint scope, each built from
-the config, as `modeling_bert.py` is; `LayerNorm` keeps its TensorFlow-era capital so the
-names stay the checkpoint's.
+``classifier.weight``, ``cls.predictions.transform.dense.weight``), so any HuggingFace
+BERT folder loads one key to one parameter and what we save loads back into HuggingFace.
+One class per checkpoint scope, each built from the config, as `modeling_bert.py` is;
+`LayerNorm` keeps its TensorFlow-era capital so the names stay the checkpoint's.
 
 The arithmetic is BERT's: exact (erf) GELU by default, layer norm with the config's
 epsilon, attention through `torch.nn.functional.scaled_dot_product_attention` with an
@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from bertfam.bert_config import BertConfig
 
@@ -138,10 +139,16 @@ class BertEncoder(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        # NVIDIA's --checkpoint_activations: keep only each layer's input for the backward
+        # pass and recompute the rest, trading a second forward for memory.
+        self.checkpoint_activations = False
 
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
         for layer in self.layer:
-            hidden = layer(hidden, additive_mask)
+            if self.checkpoint_activations and self.training:
+                hidden = checkpoint(layer, hidden, additive_mask, use_reentrant=False)
+            else:
+                hidden = layer(hidden, additive_mask)
         return hidden
 
 
@@ -236,6 +243,87 @@ class BertForSequenceClassification(BertPreTrainedModel):
         """Logits [batch, num_labels]."""
         _, pooled = self.bert(input_ids, attention_mask, token_type_ids)
         return self.classifier(self.dropout(pooled))
+
+
+class BertPredictionHeadTransform(nn.Module):
+    """``cls.predictions.transform``: dense, activation and LayerNorm before the vocabulary."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.activation(self.dense(hidden)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """``cls.predictions``: the transform, then the word embeddings (tied) and a bias."""
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        # One bias under two names, registered as HuggingFace registers it: the state
+        # dict holds cls.predictions.bias and cls.predictions.decoder.bias.
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder.weight = word_embeddings.weight
+        self.decoder.bias = self.bias
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden))
+
+
+class BertPreTrainingHeads(nn.Module):
+    """``cls``: the masked-LM head and ``seq_relationship``, the next-sentence classifier."""
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+class BertForPreTraining(BertPreTrainedModel):
+    """BERT with both pre-training heads, as HuggingFace's (and NVIDIA's) BertForPreTraining."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config, self.bert.embeddings.word_embeddings)
+        self.init_weights(config)
+
+    def forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, masked_positions=None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(masked-LM logits, next-sentence logits [batch, 2]).
+
+        The masked-LM logits are [batch, seq, vocab], or with `masked_positions`
+        [batch, predictions] only [batch, predictions, vocab]: the vocabulary projection,
+        the costliest matmul of the step, then covers the 15% of tokens the loss reads.
+        """
+        sequence_output, pooled = self.bert(input_ids, attention_mask, token_type_ids)
+        if masked_positions is not None:
+            index = masked_positions[..., None].expand(-1, -1, sequence_output.shape[-1])
+            sequence_output = sequence_output.gather(1, index)
+        return self.cls.predictions(sequence_output), self.cls.seq_relationship(pooled)
+
+
+def pretraining_losses(
+    mlm_logits, mlm_labels, nsp_logits, nsp_labels
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Summed (not averaged) masked-LM and next-sentence cross-entropies: labels -1 are
+    not predictions. The caller divides by its counts, so that micro-batches and workers
+    add up to the loss of the whole batch."""
+    mlm = F.cross_entropy(
+        mlm_logits.reshape(-1, mlm_logits.shape[-1]).float(),
+        mlm_labels.reshape(-1),
+        ignore_index=-1,
+        reduction="sum",
+    )
+    nsp = F.cross_entropy(nsp_logits.float(), nsp_labels.reshape(-1), reduction="sum")
+    return mlm, nsp
 
 
 def span_loss(start_logits, end_logits, start_positions, end_positions) -> torch.Tensor:

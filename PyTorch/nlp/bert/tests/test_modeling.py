@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from transformers import BertConfig as HFConfig
+from transformers import BertForPreTraining as HFPreTraining
 from transformers import BertForQuestionAnswering as HFQuestionAnswering
 from transformers import BertForSequenceClassification as HFClassifier
 from transformers import BertModel as HFBertModel
@@ -78,6 +79,69 @@ def test_heads_match_huggingface(tmp_path):
             atol=1e-5,
             rtol=0,
         )
+
+
+def pretraining_labels(ids, seed=5):
+    """Masked-LM labels (-1 where nothing is predicted) with 3 predictions a row, their
+    positions (padded with 0, label -1), and next-sentence labels."""
+    generator = torch.Generator().manual_seed(seed)
+    batch, length = ids.shape
+    positions = torch.stack(
+        [torch.randperm(length - 1, generator=generator)[:4] + 1 for _ in range(batch)]
+    )
+    positions[:, 3] = 0  # the padding slot of a row with fewer predictions
+    picked = ids.gather(1, positions)
+    picked[:, 3] = -1
+    labels = torch.full_like(ids, -1)
+    labels.scatter_(1, positions[:, :3], picked[:, :3])
+    return labels, positions, picked, torch.tensor([0, 1, 1])
+
+
+@pytest.mark.parametrize(
+    "safetensors", [True, False], ids=["model.safetensors", "pytorch_model.bin"]
+)
+def test_pretraining_heads_and_losses_match_huggingface(tmp_path, safetensors):
+    torch.manual_seed(4)
+    hf = HFPreTraining(HFConfig(**TINY)).eval()
+    folder, config = saved(hf, tmp_path, safetensors)
+    ours = modeling.BertForPreTraining(config).eval()
+    report = load_pretrained(ours, folder)
+    assert report.newly_initialized == [] and report.unused == []
+    assert ours.cls.predictions.decoder.weight is ours.bert.embeddings.word_embeddings.weight
+    ids, mask, segments = inputs(TINY["vocab_size"])
+    labels, positions, picked, nsp_labels = pretraining_labels(ids)
+    with torch.no_grad():
+        reference = hf(
+            input_ids=ids, attention_mask=mask, token_type_ids=segments,
+            labels=labels.masked_fill(labels == -1, -100),  # HF's "not a prediction"
+            next_sentence_label=nsp_labels,
+        )  # fmt: skip
+        mlm, nsp = ours(ids, mask, segments)
+        gathered, _ = ours(ids, mask, segments, masked_positions=positions)
+        mlm_sum, nsp_sum = modeling.pretraining_losses(gathered, picked, nsp, nsp_labels)
+    torch.testing.assert_close(mlm, reference.prediction_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(nsp, reference.seq_relationship_logits, atol=1e-5, rtol=0)
+    expected = reference.prediction_logits.gather(
+        1, positions[..., None].expand(-1, -1, TINY["vocab_size"])
+    )
+    torch.testing.assert_close(gathered, expected, atol=1e-5, rtol=0)
+    # HF's loss: the mean over the 9 predictions plus the mean over the 3 sequences.
+    torch.testing.assert_close(mlm_sum / 9 + nsp_sum / 3, reference.loss, atol=1e-5, rtol=0)
+
+
+def test_pretraining_model_saves_a_folder_huggingface_loads_whole(tmp_path):
+    torch.manual_seed(6)
+    config = BertConfig(**TINY)
+    ours = modeling.BertForPreTraining(config).eval()
+    folder = save_pretrained(ours, config, tmp_path / "pretrained")
+    hf, info = HFPreTraining.from_pretrained(str(folder), output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    ids, mask, segments = inputs(TINY["vocab_size"])
+    with torch.no_grad():
+        mlm, nsp = ours(ids, mask, segments)
+        reference = hf.eval()(input_ids=ids, attention_mask=mask, token_type_ids=segments)
+    torch.testing.assert_close(mlm, reference.prediction_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(nsp, reference.seq_relationship_logits, atol=1e-5, rtol=0)
 
 
 def test_real_minilm_checkpoint_matches_huggingface(minilm_dir):

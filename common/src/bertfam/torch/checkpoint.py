@@ -96,8 +96,14 @@ def load_weights(
     """Copy `weights` into `model` by name, or fail naming every problem."""
     import torch
 
-    state = model.state_dict()
-    weights = _normalized_keys(weights, list(state))
+    state, aliases = _state_without_aliases(model)
+    weights = _normalized_keys(weights, list(state) + list(aliases))
+    for alias, name in aliases.items():
+        # A tied tensor (the masked-LM decoder is the word embeddings) is one weight: a
+        # file may hold it under either name, or both.
+        value = weights.pop(alias, None)
+        if value is not None and name not in weights:
+            weights[name] = value
     shapes = {name: tuple(tensor.shape) for name, tensor in state.items()}
     report = match_weights(shapes, weights, source, fresh_prefixes, what="parameters")
     log.info("Loading weights from %s", source)
@@ -106,6 +112,19 @@ def load_weights(
             state[name].copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
     report.log_leftovers(log)
     return report
+
+
+def _state_without_aliases(model):
+    """({name: tensor} with each tied tensor once, under its first name; {alias: name})."""
+    state = model.state_dict(keep_vars=True)
+    first: Dict[int, str] = {}
+    aliases = {}
+    for name, tensor in state.items():
+        if id(tensor) in first:
+            aliases[name] = first[id(tensor)]
+        else:
+            first[id(tensor)] = name
+    return {n: t.data for n, t in state.items() if n not in aliases}, aliases
 
 
 def load_pretrained(
