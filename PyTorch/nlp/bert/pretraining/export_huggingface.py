@@ -1,0 +1,67 @@
+r"""A pre-training checkpoint as a HuggingFace folder, for fine-tuning and for HuggingFace.
+
+    python pretraining/export_huggingface.py --checkpoint /results/checkpoints/ckpt_8601.pt \
+      --config_file pretraining/bert_config.json --vocab_file $BERT_DIR/vocab.txt \
+      --output_dir /results/bert-large-pretrained
+
+Writes config.json, pytorch_model.bin (``BertForPreTraining``: encoder and both heads,
+under HuggingFace's names) and vocab.txt into a folder that appears whole.
+``finetuning/run_squad.py --model_name_or_path <that folder>`` and HuggingFace's
+``BertForPreTraining.from_pretrained`` load it. The vocabulary rows pre-training padded
+to a multiple of 8 are dropped again, so the config's ``vocab_size`` is the vocabulary's.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
+sys.path.insert(0, str(FOLDER))
+
+from bertfam.errors import OneLineParser, UserError, exit_on_user_error, require_file  # noqa: E402
+from bertfam.torch.args import configure_logging  # noqa: E402
+
+log = logging.getLogger("export_huggingface")
+
+
+def parse_args(argv=None):
+    parser = OneLineParser(prog="export_huggingface.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="ckpt_<step>.pt")
+    parser.add_argument("--config_file", required=True, help="The BERT config it trained with")
+    parser.add_argument("--vocab_file", required=True, help="vocab.txt, copied into the folder")
+    parser.add_argument("--output_dir", required=True, help="The HuggingFace folder to write")
+    args = parser.parse_args(argv)
+    for flag in ("checkpoint", "config_file", "vocab_file"):
+        require_file(getattr(args, flag), flag)
+    if Path(args.output_dir).exists():
+        raise UserError(f"--output_dir={args.output_dir} exists: give a new folder")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    configure_logging()
+
+    import modeling
+
+    from bertfam.bert_config import BertConfig
+    from bertfam.torch.checkpoint import load_weights, save_pretrained
+    from bertfam.torch.pretraining import VOCABULARY_ROWS
+    from bertfam.torch.pretraining_checkpoint import read_checkpoint
+
+    config = BertConfig.from_json_file(args.config_file)
+    state = read_checkpoint(args.checkpoint)["model"]
+    weights = {}
+    for name, tensor in state.items():
+        value = tensor.float().numpy()
+        weights[name] = value[: config.vocab_size] if name in VOCABULARY_ROWS else value
+    model = modeling.BertForPreTraining(config)
+    load_weights(model, weights, args.checkpoint)  # every weight, or one line naming them
+    save_pretrained(model, config, args.output_dir, vocab_file=args.vocab_file)
+    log.info("Wrote %s from %s", args.output_dir, args.checkpoint)
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)()

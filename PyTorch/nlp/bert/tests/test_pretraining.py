@@ -1,0 +1,317 @@
+"""pretraining/run_pretraining.py with NVIDIA's command line, on tiny hdf5 shards made by
+the real create_pretraining_data.py: the equivalences (accumulation, two processes, kill
+and resume, phase 2), the logs, and the bad inputs."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pretraining_fixtures import FOLDER, flags, make_shards, run_pretraining, tiny_config
+
+from bertfam.pretraining.hdf5 import read_hdf5_shard, write_hdf5_shard
+from bertfam.testing import free_port, launch_free_env
+from bertfam.torch.pretraining_data import epoch_order, row_order, training_shards
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, minilm_dir):
+    root = tmp_path_factory.mktemp("pretraining")
+    vocab = minilm_dir / "vocab.txt"
+    return {
+        "phase1": make_shards(root / "phase1", vocab, 64, 10),
+        "phase2": make_shards(root / "phase2", vocab, 128, 20, seed=2),
+        "config": tiny_config(root / "bert_config.json", vocab),
+        "dropout_config": tiny_config(root / "bert_config_dropout.json", vocab, dropout=0.1),
+        "vocab": vocab,
+    }
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def assert_same_weights(ours, reference, atol):
+    assert ours.keys() == reference.keys() and len(ours) > 30
+    for name in ours:
+        torch.testing.assert_close(ours[name], reference[name], atol=atol, rtol=0, msg=name)
+
+
+def losses(output):
+    lines = (Path(output) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss"] for line in lines]
+
+
+def succeeded(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_trains_checkpoints_and_logs_as_upstream(data, tmp_path):
+    out = tmp_path / "out"
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], out, max_steps=6)))
+    # Every 2 updates and at the end, the last 3 kept; the data order and the optimizer in them.
+    assert sorted(p.name for p in out.glob("ckpt_*.pt")) == ["ckpt_2.pt", "ckpt_4.pt", "ckpt_6.pt"]
+    saved = torch.load(out / "ckpt_6.pt", weights_only=False)
+    assert {"model", "optimizer", "files", "epoch"} <= saved.keys()
+    assert saved["model"]["bert.embeddings.word_embeddings.weight"].shape[0] == 30528  # padded
+    records = [
+        json.loads(line[len("DLLL ") :])
+        for line in (tmp_path / "out_dllogger.json").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records[:4]] == ["PARAMETER"] * 4
+    logged = [r for r in records if isinstance(r["step"], list) and r["step"]]
+    assert [r["step"][1] for r in logged] == [1, 2, 3, 4, 5, 6]
+    assert set(logged[0]["data"]) == {
+        "average_loss", "step_loss", "learning_rate", "average_training_time_step",
+        "average_perf_per_step",
+    }  # fmt: skip
+    # PolyWarmUp: warm-up over 25% of 6 updates, then decay with power 0.5.
+    rates = [r["data"]["learning_rate"] for r in logged]
+    assert rates[0] == pytest.approx(1e-3 * (1 / 6) / 0.25)
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert records[-1]["step"] == [] and "final_loss" in records[-1]["data"]
+    assert (out / "metrics.png").is_file()
+
+
+def test_four_micro_batches_of_2_equal_one_batch_of_8(data, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], whole, max_steps=2)))
+    succeeded(
+        run_pretraining(
+            *flags(
+                data["phase1"], data["config"], parts, max_steps=2, gradient_accumulation_steps=4
+            )
+        )  # fmt: skip
+    )
+    np.testing.assert_allclose(losses(parts), losses(whole), rtol=1e-5)
+    assert_same_weights(weights(parts / "ckpt_2.pt"), weights(whole / "ckpt_2.pt"), atol=1e-6)
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
+    """With dropout on: the data position and the generator states come back too."""
+    config = data["dropout_config"]
+    straight, out = tmp_path / "straight", tmp_path / "out"
+    succeeded(run_pretraining(*flags(data["phase1"], config, straight)))
+    args = flags(data["phase1"], config, out)
+    crashed = subprocess.run(
+        [sys.executable, str(FOLDER / "tests" / "crash_after_checkpoint.py"), "2",
+         "pretraining/run_pretraining.py", *args],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert crashed.returncode == -9 and sorted(p.name for p in out.glob("ckpt_*")) == ["ckpt_2.pt"]
+    again = run_pretraining(*args)  # the same command: another run's checkpoint, refused
+    assert again.returncode == 2 and "--resume_from_checkpoint" in again.stderr
+    succeeded(run_pretraining(*args, "--resume_from_checkpoint"))
+    assert_same_weights(weights(out / "ckpt_4.pt"), weights(straight / "ckpt_4.pt"), atol=0)
+    assert losses(out) == losses(straight)
+
+
+def test_phase_2_starts_where_phase_1_ended(data, tmp_path):
+    out = tmp_path / "checkpoints"
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], out)))
+    phase2 = flags(
+        data["phase2"], data["config"], out, max_seq_length=128, max_predictions_per_seq=20,
+        max_steps=2, learning_rate=5e-4, warmup_proportion=0.75, phase2=True,
+        resume_from_checkpoint=True, phase1_end_step=4, num_steps_per_checkpoint=1,
+    )  # fmt: skip
+    succeeded(run_pretraining(*phase2))
+    # Named with phase 1's 4 updates added, as upstream names phase 2's checkpoints.
+    assert sorted(p.name for p in out.glob("ckpt_*.pt")) == ["ckpt_4.pt", "ckpt_5.pt", "ckpt_6.pt"]
+    before, after = weights(out / "ckpt_4.pt"), weights(out / "ckpt_5.pt")
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert 0 < (after[name] - before[name]).abs().max() < 0.01  # one step from phase 1's
+    second = torch.load(out / "ckpt_6.pt", weights_only=False)
+    assert second["global_step"] == 2 and second["phase2"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # Phase 2's own schedule: warm-up from its first update.
+    assert records[-2]["learning_rate"] == pytest.approx(5e-4 * (1 / 2) / 0.75)
+    # A killed phase 2 resumes within phase 2.
+    more = flags(
+        data["phase2"], data["config"], out, max_seq_length=128, max_predictions_per_seq=20,
+        max_steps=3, learning_rate=5e-4, warmup_proportion=0.75, phase2=True,
+        resume_from_checkpoint=True, phase1_end_step=4, num_steps_per_checkpoint=1,
+    )  # fmt: skip
+    result = succeeded(run_pretraining(*more))
+    assert "Resuming from" in result.stderr and (out / "ckpt_7.pt").is_file()
+
+
+def reference_shard(data_dir, folder, micro, steps, seed=42):
+    """One shard whose batches of 2 * `micro` are, update by update, the rows two ranks
+    read from their own shards (rank r: shard (f_id * 2 + r) mod N, rows in row_order)."""
+    order = epoch_order(training_shards(data_dir), seed, 0)
+    per_rank = []
+    for rank in (0, 1):
+        arrays = read_hdf5_shard(order[rank])
+        rows = row_order(len(arrays["input_ids"]), seed, 0, 0)[: micro * steps]
+        per_rank.append({name: values[rows] for name, values in arrays.items()})
+    wanted = {
+        name: np.concatenate(
+            [
+                np.concatenate([per_rank[r][name][j * micro : (j + 1) * micro] for r in (0, 1)])
+                for j in range(steps)
+            ]
+        )  # fmt: skip
+        for name in per_rank[0]
+    }
+    count = 2 * micro * steps
+    placed = row_order(count, seed, 0, 0)
+    shard = {name: np.empty_like(values) for name, values in wanted.items()}
+    for name, values in wanted.items():
+        shard[name][placed] = values
+    folder.mkdir()
+    write_hdf5_shard(shard, folder / "merged_training_0.hdf5")
+    return folder
+
+
+@pytest.mark.parametrize("post_accumulation", [True, False], ids=["post_accumulation", "ddp"])
+def test_mpirun_two_processes_equal_one_with_twice_the_batch(data, tmp_path, post_accumulation):
+    mpirun = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
+    if mpirun is None:
+        pytest.skip("mpirun not found (the test requirements install Open MPI from PyPI)")
+    two = tmp_path / "two"
+    env = launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    extra = {"allreduce_post_accumulation": post_accumulation}
+    succeeded(
+        run_pretraining(
+            *flags(
+                data["phase1"],
+                data["config"],
+                two,
+                train_batch_size=4,
+                gradient_accumulation_steps=2,
+                **extra,
+            ),
+            launcher=[
+                mpirun,
+                "--allow-run-as-root",
+                "--oversubscribe",
+                "-np",
+                "2",
+                "-x",
+                "MASTER_ADDR",
+                "-x",
+                "MASTER_PORT",
+            ],
+            env=env,
+        )  # fmt: skip
+    )
+    merged = reference_shard(data["phase1"], tmp_path / "merged", micro=2, steps=4 * 2)
+    one = tmp_path / "one"
+    succeeded(
+        run_pretraining(
+            *flags(merged, data["config"], one, train_batch_size=8, gradient_accumulation_steps=2)
+        )
+    )
+    np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
+    assert_same_weights(weights(two / "ckpt_4.pt"), weights(one / "ckpt_4.pt"), atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"input_dir": "EMPTY"}, "no training shards"),
+        ({"max_seq_length": 128}, "sequences of length 64 but --max_seq_length=128"),
+        ({"max_predictions_per_seq": 20}, "10 predictions a sequence"),
+        ({"train_batch_size": 6, "gradient_accumulation_steps": 4}, "does not divide"),
+        ({"fp16": True}, "--fp16/--amp"),
+        ({"phase2": True}, "--phase2 starts from phase 1's checkpoint"),
+        ({"use_lazy_mode": True}, "Gaudi only"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, change, message):
+    if change.get("input_dir") == "EMPTY":
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "eval_0.hdf5").write_text("")  # not a training shard
+        change = {"input_dir": tmp_path / "empty"}
+    values = {"input_dir": data["phase1"], **change}
+    out = tmp_path / "out"
+    result = run_pretraining(*flags(values.pop("input_dir"), data["config"], out, **values))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and message in lines[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and not (tmp_path / "out_dllogger.json").exists()
+
+
+def test_a_checkpoint_of_another_size_is_refused_before_writing(data, tmp_path):
+    small = tmp_path / "small"
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], small, max_steps=2)))
+    bigger = json.loads(Path(data["config"]).read_text())
+    bigger["hidden_size"], bigger["intermediate_size"] = 64, 128
+    (tmp_path / "bigger.json").write_text(json.dumps(bigger))
+    out = tmp_path / "out"
+    result = run_pretraining(
+        *flags(data["phase1"], tmp_path / "bigger.json", out, init_checkpoint=small / "ckpt_2.pt")
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "bert.embeddings.word_embeddings.weight" in lines[-1]
+    assert not out.exists()
+
+
+def test_a_checkpoint_exports_to_huggingface_and_fine_tunes(data, tmp_path):
+    from finetuning_fixtures import run
+    from transformers import BertForPreTraining as HFPreTraining
+
+    from bertfam import tinydata
+
+    out = tmp_path / "out"
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], out, max_steps=2)))
+    folder = tmp_path / "hf"
+    succeeded(
+        run(
+            "pretraining/export_huggingface.py",
+            "--checkpoint",
+            out / "ckpt_2.pt",
+            "--config_file",
+            data["config"],
+            "--vocab_file",
+            data["vocab"],
+            "--output_dir",
+            folder,
+        )  # fmt: skip
+    )
+    hf, info = HFPreTraining.from_pretrained(str(folder), output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    trained = weights(out / "ckpt_2.pt")
+    table = hf.bert.embeddings.word_embeddings.weight.detach()
+    assert table.shape[0] == 30522  # the padding rows dropped again
+    torch.testing.assert_close(table, trained["bert.embeddings.word_embeddings.weight"][:30522])
+    # The exported folder is what run_squad.py fine-tunes from.
+    squad = tinydata.squad_file(tmp_path / "squad.json")
+    tuned = tmp_path / "squad"
+    result = succeeded(
+        run(
+            "finetuning/run_squad.py",
+            "--model_type",
+            "bert",
+            "--model_name_or_path",
+            folder,
+            "--do_train",
+            "--do_lower_case",
+            "--train_file",
+            squad,
+            "--max_steps",
+            "2",
+            "--per_gpu_train_batch_size",
+            "4",
+            "--max_seq_length",
+            "128",
+            "--doc_stride",
+            "64",
+            "--output_dir",
+            tuned,
+            "--no_cuda",
+            "--learning_rate",
+            "1e-3",
+        )  # fmt: skip
+    )
+    assert f"Loading weights from {folder}/pytorch_model.bin" in result.stderr
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    after = torch.load(tuned / "pytorch_model.bin", weights_only=True)[name]
+    assert 0 < (after - trained[name]).abs().max() < 0.05  # two steps from the pre-trained

@@ -1,0 +1,256 @@
+"""NVIDIA's (and Habana's) ``pretraining/run_pretraining.py`` command line, parsed once.
+
+The flags and defaults are upstream's (upstream-surface.md §6.2). `pretraining_config`
+turns them into a frozen `PretrainingConfig` and checks every combination before torch
+loads, so a bad command line is one line and nothing written. Where upstream accepts a
+flag it ignores, we either do what the flag says or refuse it: ``--fp16``/``--amp``
+(Apex, CUDA fp16) are refused in favour of ``--hmp``; ``--num_train_epochs`` is taken
+and unused, as upstream (training is step-driven; the help says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from bertfam.errors import FlagError
+from bertfam.run_config import require_at_least_one
+from bertfam.torch.args import check_device_mode_precision, check_local_rank
+
+CHECKPOINT_FILE = re.compile(r"^ckpt_(\d+)\.pt$")
+
+
+def add_pretraining_flags(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--input_dir", required=True, help="hdf5 shards (files named *training*)")
+    data.add_argument("--config_file", required=True, help="BERT config JSON")
+    data.add_argument("--bert_model", default="bert-large-uncased", help="Name, for the logs")
+    data.add_argument("--output_dir", required=True, help="Where ckpt_<step>.pt are written")
+    data.add_argument("--init_checkpoint", default=None, help="ckpt_<step>.pt to start from")
+    data.add_argument("--max_seq_length", type=int, default=512)
+    data.add_argument("--max_predictions_per_seq", type=int, default=80)
+
+    train = parser.add_argument_group("batch and schedule")
+    train.add_argument(
+        "--train_batch_size",
+        type=int,
+        default=32,
+        help="Sequences per update and worker; the micro-batch is this over the accumulation",
+    )
+    train.add_argument("--learning_rate", type=float, default=5e-5)
+    train.add_argument(
+        "--num_train_epochs", type=float, default=3.0, help="Unused: --max_steps counts"
+    )
+    train.add_argument("--max_steps", type=float, default=1000, help="Updates in the phase")
+    train.add_argument("--warmup_proportion", type=float, default=0.01)
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument(
+        "--steps_this_run", type=int, default=-1, help="Stop after this many updates (-1: all)"
+    )
+    train.add_argument("--seed", type=int, default=42, help="Each process adds its local rank")
+    train.add_argument("--do_train", action="store_true", help="Required: pre-training trains")
+    train.add_argument(
+        "--checkpoint_activations",
+        action="store_true",
+        help="Recompute each layer's activations in the backward pass (less memory)",
+    )
+
+    precision = parser.add_argument_group("precision")
+    precision.add_argument("--fp16", "--amp", action="store_true", help="Not supported: --hmp")
+    precision.add_argument("--loss_scale", type=float, default=0.0, help="With --fp16 only")
+    precision.add_argument("--init_loss_scale", type=int, default=2**20, help="--fp16 only")
+    precision.add_argument("--hmp", action="store_true", help="bf16 from the op lists")
+    precision.add_argument("--hmp_bf16", default="", help="Ops computed in bf16")
+    precision.add_argument("--hmp_fp32", default="", help="Ops kept in fp32")
+    precision.add_argument("--hmp_opt_level", default="O1", choices=("O1", "O2"))
+    precision.add_argument("--hmp_verbose", action="store_true")
+
+    saving = parser.add_argument_group("checkpoints and resume")
+    saving.add_argument("--resume_from_checkpoint", action="store_true")
+    saving.add_argument("--resume_step", type=int, default=-1, help="-1: the latest")
+    saving.add_argument("--num_steps_per_checkpoint", type=int, default=100)
+    saving.add_argument("--skip_checkpoint", action="store_true", help="Write no checkpoints")
+    saving.add_argument("--phase2", action="store_true", help="Start or go on with phase 2")
+    saving.add_argument("--phase1_end_step", type=int, default=7038)
+
+    device = parser.add_argument_group("device, mode and processes")
+    device.add_argument("--local_rank", "--local-rank", type=int, default=-1)
+    device.add_argument("--allreduce_post_accumulation", action="store_true")
+    device.add_argument("--allreduce_post_accumulation_fp16", action="store_true")
+    device.add_argument("--use_env", action="store_true", help="Local rank from the environment")
+    device.add_argument("--no_cuda", action="store_true", help="Run on the CPU")
+    device.add_argument("--use_habana", action="store_true", help="Run on Gaudi")
+    device.add_argument("--use_jit_trace", action="store_true", help="Graph mode: torch.compile")
+    device.add_argument("--use_fused_lamb", action="store_true")
+    device.add_argument("--use_lazy_mode", action="store_true", help="Habana lazy mode")
+
+    logging = parser.add_argument_group("logging")
+    logging.add_argument("--log_freq", type=float, default=1.0, help="Updates between logs")
+    logging.add_argument("--json-summary", dest="json_summary", default="results/dllogger.json")
+    logging.add_argument("--disable_progress_bar", action="store_true")
+    logging.add_argument("--tqdm_smoothing", type=float, default=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainingConfig:
+    """What run_pretraining.py runs with; `train_batch_size` is NVIDIA's: the sequences
+    of one update on one worker, `micro_batch` of them at a time."""
+
+    input_dir: str
+    config_file: str
+    output_dir: str
+    bert_model: str = "bert-large-uncased"
+    init_checkpoint: Optional[str] = None
+    max_seq_length: int = 512
+    max_predictions_per_seq: int = 80
+    train_batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_steps: int = 1000
+    warmup_proportion: float = 0.01
+    gradient_accumulation_steps: int = 1
+    steps_this_run: int = -1
+    seed: int = 42
+    checkpoint_activations: bool = False
+    hmp: bool = False
+    hmp_bf16: str = ""
+    hmp_fp32: str = ""
+    hmp_opt_level: str = "O1"
+    hmp_verbose: bool = False
+    resume_from_checkpoint: bool = False
+    resume_step: int = -1
+    num_steps_per_checkpoint: int = 100
+    skip_checkpoint: bool = False
+    phase2: bool = False
+    phase1_end_step: int = 7038
+    allreduce_post_accumulation: bool = False
+    allreduce_post_accumulation_fp16: bool = False
+    device: str = "auto"
+    mode: str = "eager"
+    use_fused_lamb: bool = False
+    log_freq: int = 1
+    json_summary: str = "results/dllogger.json"
+    disable_progress_bar: bool = False
+    tqdm_smoothing: Optional[float] = None
+
+    @property
+    def micro_batch(self) -> int:
+        return self.train_batch_size // self.gradient_accumulation_steps
+
+    @property
+    def step_offset(self) -> int:
+        """What checkpoint names add to the phase's update count (phase 2: phase 1's end)."""
+        return self.phase1_end_step if self.phase2 else 0
+
+
+def pretraining_config(
+    args: argparse.Namespace, default_bf16: str, default_fp32: str
+) -> PretrainingConfig:
+    """The parsed flags as a checked config; `default_*` are the folder's op lists."""
+    if not args.do_train:
+        raise FlagError("--do_train is required: run_pretraining.py only trains")
+    if args.fp16 or args.loss_scale or args.init_loss_scale != 2**20:
+        raise FlagError(
+            "--fp16/--amp (Apex, with --loss_scale/--init_loss_scale) is not supported: use "
+            "--hmp for bf16 mixed precision"
+        )
+    if args.use_lazy_mode and args.use_jit_trace:
+        raise FlagError("--use_lazy_mode and --use_jit_trace are two modes: pick one")
+    if args.max_steps != int(args.max_steps):
+        raise FlagError(f"--max_steps={args.max_steps}: give a whole number of updates")
+    config = PretrainingConfig(
+        input_dir=args.input_dir,
+        config_file=args.config_file,
+        output_dir=args.output_dir,
+        bert_model=args.bert_model,
+        init_checkpoint=args.init_checkpoint,
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        train_batch_size=args.train_batch_size,
+        learning_rate=args.learning_rate,
+        max_steps=int(args.max_steps),
+        warmup_proportion=args.warmup_proportion,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        steps_this_run=args.steps_this_run,
+        seed=args.seed,
+        checkpoint_activations=args.checkpoint_activations,
+        hmp=args.hmp,
+        hmp_bf16=args.hmp_bf16 or (default_bf16 if args.hmp else ""),
+        hmp_fp32=args.hmp_fp32 or (default_fp32 if args.hmp else ""),
+        hmp_opt_level=args.hmp_opt_level,
+        hmp_verbose=args.hmp_verbose,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        resume_step=args.resume_step,
+        num_steps_per_checkpoint=args.num_steps_per_checkpoint,
+        skip_checkpoint=args.skip_checkpoint,
+        phase2=args.phase2,
+        phase1_end_step=args.phase1_end_step,
+        allreduce_post_accumulation=args.allreduce_post_accumulation,
+        allreduce_post_accumulation_fp16=args.allreduce_post_accumulation_fp16,
+        device="hpu" if args.use_habana else "cpu" if args.no_cuda else "auto",
+        mode="lazy" if args.use_lazy_mode else "graph" if args.use_jit_trace else "eager",
+        use_fused_lamb=args.use_fused_lamb,
+        log_freq=max(1, int(args.log_freq)),
+        json_summary=args.json_summary,
+        disable_progress_bar=args.disable_progress_bar,
+        tqdm_smoothing=args.tqdm_smoothing,
+    )
+    check(config, args.local_rank)
+    return config
+
+
+def checkpoints_in(output_dir) -> dict:
+    """{step: path} of the ckpt_<step>.pt files in `output_dir`."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for path in folder.iterdir():
+        match = CHECKPOINT_FILE.match(path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return found
+
+
+def check(config: PretrainingConfig, local_rank: int = -1) -> None:
+    """Every combination that cannot work, as one line."""
+    require_at_least_one(
+        train_batch_size=config.train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        max_steps=config.max_steps,
+        max_seq_length=config.max_seq_length,
+        max_predictions_per_seq=config.max_predictions_per_seq,
+    )
+    if config.train_batch_size % config.gradient_accumulation_steps:
+        raise FlagError(
+            f"--gradient_accumulation_steps={config.gradient_accumulation_steps} does not "
+            f"divide --train_batch_size={config.train_batch_size} (the micro-batch is "
+            "their quotient)"
+        )
+    if not 0 <= config.warmup_proportion <= 1:
+        raise FlagError(f"--warmup_proportion={config.warmup_proportion}: give 0 to 1")
+    if config.num_steps_per_checkpoint < 1 and not config.skip_checkpoint:
+        raise FlagError("--num_steps_per_checkpoint must be at least 1 (or --skip_checkpoint)")
+    if not Path(config.config_file).is_file():
+        raise FlagError(f"--config_file={config.config_file}: no such file")
+    if config.init_checkpoint and not Path(config.init_checkpoint).exists():
+        raise FlagError(f"--init_checkpoint={config.init_checkpoint}: no such file")
+    check_device_mode_precision(config)
+    if config.phase2 and not (config.resume_from_checkpoint or config.init_checkpoint):
+        raise FlagError(
+            "--phase2 starts from phase 1's checkpoint: add --resume_from_checkpoint (phase "
+            "1's ckpt_<step>.pt in --output_dir) or --init_checkpoint"
+        )
+    check_local_rank(local_rank)
+    found = checkpoints_in(config.output_dir)
+    if found and not config.resume_from_checkpoint:
+        newest = found[max(found)].name
+        raise FlagError(
+            f"--output_dir={config.output_dir} holds another run's checkpoints ({newest}): "
+            "add --resume_from_checkpoint to continue it, or give another --output_dir"
+        )
+    wanted = config.resume_step
+    if config.resume_from_checkpoint and wanted >= 0 and wanted not in found:
+        raise FlagError(f"--resume_step={wanted}: no ckpt_{wanted}.pt in {config.output_dir}")
