@@ -14,7 +14,8 @@ additive mask (the fused kernel where the device has one; the same numbers other
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import contextlib
+from typing import Callable, ContextManager, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -140,16 +141,24 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
         # NVIDIA's --checkpoint_activations: keep only each layer's input for the backward
-        # pass and recompute the rest, trading a second forward for memory.
+        # pass and recompute the rest, trading a second forward for memory. The recompute
+        # runs inside backward, so it enters `layer_context` (the run's precision) itself.
         self.checkpoint_activations = False
+        self.layer_context: Callable[[], ContextManager] = contextlib.nullcontext
 
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
         for layer in self.layer:
             if self.checkpoint_activations and self.training:
-                hidden = checkpoint(layer, hidden, additive_mask, use_reentrant=False)
+                hidden = checkpoint(
+                    self._in_context, layer, hidden, additive_mask, use_reentrant=False
+                )
             else:
                 hidden = layer(hidden, additive_mask)
         return hidden
+
+    def _in_context(self, layer: nn.Module, hidden, additive_mask) -> torch.Tensor:
+        with self.layer_context():
+            return layer(hidden, additive_mask)
 
 
 class BertPooler(nn.Module):

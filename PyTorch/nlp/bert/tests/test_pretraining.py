@@ -94,6 +94,21 @@ def test_four_micro_batches_of_2_equal_one_batch_of_8(data, tmp_path):
     assert_same_weights(weights(parts / "ckpt_2.pt"), weights(whole / "ckpt_2.pt"), atol=1e-6)
 
 
+@pytest.mark.parametrize("precision", [{}, {"hmp": True}], ids=["fp32", "bf16 op lists"])
+def test_checkpointed_activations_train_as_stored_ones(data, tmp_path, precision):
+    stored, recomputed = tmp_path / "stored", tmp_path / "recomputed"
+    common = dict(max_steps=2, **precision)
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], stored, **common)))
+    succeeded(
+        run_pretraining(
+            *flags(
+                data["phase1"], data["config"], recomputed, checkpoint_activations=True, **common
+            )
+        )  # fmt: skip
+    )
+    assert_same_weights(weights(recomputed / "ckpt_2.pt"), weights(stored / "ckpt_2.pt"), atol=0)
+
+
 def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
     """With dropout on: the data position and the generator states come back too."""
     config = data["dropout_config"]

@@ -172,6 +172,9 @@ class Pretrainer:
         self.run, self.config = run, run.config
         self.model = model.to(run.device)
         self.shards = shards
+        # Checkpointed layers run their forward again inside backward, outside the
+        # forward's precision context: they enter it themselves.
+        model.bert.encoder.layer_context = run.precision
         world = run.world_size
         self.post_accumulation = self.config.allreduce_post_accumulation and world > 1
         self.wrapped: nn.Module = self.model
