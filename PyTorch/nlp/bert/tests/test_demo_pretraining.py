@@ -1,0 +1,88 @@
+"""Every `demo_bert.py pretraining` line of Habana's README (seed 001), run as typed.
+
+Only the paths change and a few flags are added: `<dataset_path_phase1>` and
+`<dataset_path_phase2>` become tiny 128/20 and 512/80 shards, `--config_file` a tiny
+BERT, `--train_batch_size 128 16` and `--max_steps 2 2` keep both phases short (the
+lines' `--batch_size` and `--accumulate_gradients` then make 2 or 4 micro-batches an
+update). Lazy lines need Gaudi: here they fail with one clear line, and the same lines in
+eager mode run.
+"""
+
+import json
+
+import pytest
+import torch
+from finetuning_fixtures import run
+from pretraining_fixtures import make_shards, tiny_config
+
+from bertfam.testing import free_port, launch_free_env
+
+UPSTREAM_LINES = [
+    "--model_name_or_path large --mode graph --data_type bf16 --batch_size 64 8 --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --data_dir <dataset_path_phase1> <dataset_path_phase2>",
+    "--model_name_or_path large --mode graph --data_type fp32 --batch_size 32 4 --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --data_dir <dataset_path_phase1> <dataset_path_phase2>",
+    "--model_name_or_path large --mode lazy --data_type bf16 --batch_size 64 8 --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --data_dir <dataset_path_phase1> <dataset_path_phase2>",
+    "--model_name_or_path large --mode graph --data_type fp32 --batch_size 32 4 --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --data_dir <dataset_path_phase1> <dataset_path_phase2>",
+    "--model_name_or_path large --mode graph --data_type bf16 --world_size 8 --batch_size 64 8 --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --dist --data_dir <dataset_path_phase1> <dataset_path_phase2>",
+    "--model_name_or_path large --mode graph --data_type fp32 --world_size 8 --batch_size 32 4  --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --dist --data_dir <dataset_path_phase1> <dataset_path_phase2>",
+    "--model_name_or_path large --mode lazy --data_type bf16 --world_size 8 --batch_size 64 8 --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --dist --data_dir <dataset_path_phase1> <data_path_phase2>",
+    "--model_name_or_path large --mode lazy --data_type fp32 --world_size 8 --batch_size 32 4  --accumulate_gradients --allreduce_post_accumulation --allreduce_post_accumulation_fp16 --dist --data_dir <dataset_path_phase1> <data_path_phase2>",
+]
+LAZY_ERROR = "--mode lazy is Habana's lazy graph mode and needs Gaudi"
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory, minilm_dir):
+    root = tmp_path_factory.mktemp("demo_pretraining")
+    vocab = minilm_dir / "vocab.txt"
+    # Each of 8 ranks reads its own shard: enough rows in each for a micro-batch of 64.
+    return {
+        "phase1": make_shards(root / "phase1", vocab, 128, 20, documents=400),
+        "phase2": make_shards(root / "phase2", vocab, 512, 80, seed=2, documents=200),
+        "config": tiny_config(root / "bert_config.json", vocab),
+    }
+
+
+def demo(line, paths, tmp_path):
+    line = line.replace("<dataset_path_phase1>", str(paths["phase1"]))
+    line = line.replace("<dataset_path_phase2>", str(paths["phase2"]))
+    line = line.replace("<data_path_phase2>", str(paths["phase2"]))
+    args = line.split() + [
+        "--config_file", paths["config"], "-o", tmp_path, "--train_batch_size", "128", "16",
+        "--max_steps", "2", "2", "--save_steps", "1", "1",
+    ]  # fmt: skip
+    # Eight ranks compiling at once on a small machine: one Inductor worker each, not a
+    # pool of one per core each.
+    env = launch_free_env(MASTER_PORT=str(free_port()), TORCHINDUCTOR_COMPILE_THREADS="1")
+    return run("demo_bert.py", "pretraining", *args, env=env, timeout=1200)
+
+
+def check_both_phases(result, tmp_path, world):
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    commands = [line for line in result.stdout.splitlines() if line.startswith("Running: ")]
+    assert len(commands) == 2
+    assert "--gradient_accumulation_steps" in commands[0] and "--use_fused_lamb" in commands[0]
+    assert "--phase2" in commands[1] and "--phase1_end_step 2" in commands[1]
+    if world > 1:
+        assert all(f"-n {world}" in command for command in commands)
+    checkpoints = tmp_path / "results" / "checkpoints"
+    # Phase 1's 2 updates, then phase 2's named on from them; the last 3 kept.
+    assert sorted(p.name for p in checkpoints.glob("ckpt_*.pt")) == [
+        "ckpt_2.pt", "ckpt_3.pt", "ckpt_4.pt",
+    ]  # fmt: skip
+    final = torch.load(checkpoints / "ckpt_4.pt", weights_only=False)
+    assert final["phase2"] and final["global_step"] == 2
+    records = (tmp_path / "results" / "dllogger.json").read_text().splitlines()
+    steps = [json.loads(r[len("DLLL ") :])["step"] for r in records]
+    assert [s[1] for s in steps if isinstance(s, list) and s] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("line", UPSTREAM_LINES, ids=[f"line{i + 1}" for i in range(8)])
+def test_upstream_line(line, paths, tmp_path):
+    world = 8 if "--world_size 8" in line else 1
+    if "--mode lazy" in line:
+        result = demo(line, paths, tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and LAZY_ERROR in lines[-1]
+        assert not (tmp_path / "results").exists()
+        line = line.replace("--mode lazy", "--mode eager")
+    check_both_phases(demo(line, paths, tmp_path), tmp_path, world)
