@@ -24,9 +24,7 @@ evaluation, compile time.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -35,6 +33,7 @@ FOLDER = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(FOLDER))
 
 import modeling  # noqa: E402
+from timing import median_rates  # noqa: E402
 
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
@@ -150,20 +149,7 @@ def main() -> None:
         "ours graph": ours(config, data, graph=True),
         "HF graph": huggingface(config, data, graph=True),
     }
-    for name, step in variants.items():
-        for _ in range(args.warmup):
-            step()
-        print(f"warmed up {name}", file=sys.stderr, flush=True)
-    rates = {name: [] for name in variants}
-    names = list(variants)
-    for round_index in range(args.rounds):
-        order = names[round_index % len(names) :] + names[: round_index % len(names)]
-        for name in order:
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                variants[name]()
-            rates[name].append(args.batch_size * args.steps / (time.perf_counter() - start))
-    median = {name: statistics.median(values) for name, values in rates.items()}
+    median = median_rates(variants, args.batch_size, args.steps, args.rounds, args.warmup)
     print(
         f"config {args.config}, batch {args.batch_size}, seq {args.seq_length}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
