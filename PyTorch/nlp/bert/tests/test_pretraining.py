@@ -128,6 +128,17 @@ def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
     assert losses(out) == losses(straight)
 
 
+def test_steps_this_run_stops_early_and_the_next_run_goes_on(data, tmp_path):
+    straight, out = tmp_path / "straight", tmp_path / "out"
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], straight)))
+    succeeded(run_pretraining(*flags(data["phase1"], data["config"], out, steps_this_run=3)))
+    assert sorted(p.name for p in out.glob("ckpt_*.pt")) == ["ckpt_2.pt", "ckpt_3.pt"]
+    succeeded(
+        run_pretraining(*flags(data["phase1"], data["config"], out, resume_from_checkpoint=True))
+    )
+    assert_same_weights(weights(out / "ckpt_4.pt"), weights(straight / "ckpt_4.pt"), atol=0)
+
+
 def test_phase_2_starts_where_phase_1_ended(data, tmp_path):
     out = tmp_path / "checkpoints"
     succeeded(run_pretraining(*flags(data["phase1"], data["config"], out)))
