@@ -48,7 +48,7 @@ def main(argv=None) -> None:
 
     from bertfam.bert_config import BertConfig
     from bertfam.torch.checkpoint import load_weights, save_pretrained
-    from bertfam.torch.pretraining import VOCABULARY_ROWS
+    from bertfam.torch.pretraining import is_vocabulary_row
     from bertfam.torch.pretraining_checkpoint import read_checkpoint
 
     config = BertConfig.from_json_file(args.config_file)
@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     weights = {}
     for name, tensor in state.items():
         value = tensor.float().numpy()
-        weights[name] = value[: config.vocab_size] if name in VOCABULARY_ROWS else value
+        weights[name] = value[: config.vocab_size] if is_vocabulary_row(name) else value
     model = modeling.BertForPreTraining(config)
     load_weights(model, weights, args.checkpoint)  # every weight, or one line naming them
     save_pretrained(model, config, args.output_dir, vocab_file=args.vocab_file)

@@ -61,8 +61,8 @@ def starting_weights(config: PretrainingConfig, start, vocab_size: int):
         if path.is_dir():  # a HuggingFace folder
             from bertfam.checkpoints import find_hf_folder
 
-            weights = read_hf_weights(find_hf_folder(path).weights_file)
-            return padded_weights(weights, vocab_size), source
+            weights_file = find_hf_folder(path).weights_file
+            return padded_weights(read_hf_weights(weights_file), vocab_size), str(weights_file)
         tensors = read_checkpoint(path)["model"]
     else:
         return None

@@ -341,3 +341,33 @@ def test_a_checkpoint_exports_to_huggingface_and_fine_tunes(data, tmp_path):
     name = "bert.encoder.layer.0.attention.self.query.weight"
     after = torch.load(tuned / "pytorch_model.bin", weights_only=True)[name]
     assert 0 < (after - trained[name]).abs().max() < 0.05  # two steps from the pre-trained
+
+
+def test_warm_start_from_a_huggingface_folder_without_heads(data, tmp_path):
+    import modeling
+
+    from bertfam.bert_config import BertConfig
+    from bertfam.torch.checkpoint import save_pretrained
+
+    config = BertConfig.from_json_file(data["config"])
+    torch.manual_seed(3)
+    folder = save_pretrained(modeling.BertModel(config), config, tmp_path / "hf")
+    out = tmp_path / "out"
+    result = succeeded(
+        run_pretraining(
+            *flags(data["phase1"], data["config"], out, max_steps=2, init_checkpoint=folder)
+        )
+    )
+    assert f"Loading weights from {folder}/pytorch_model.bin" in result.stderr
+    assert "cls.seq_relationship.weight" in result.stderr  # the heads start fresh, listed
+    start = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    name = "encoder.layer.1.output.dense.weight"
+    trained = weights(out / "ckpt_2.pt")[f"bert.{name}"]
+    assert 0 < (trained - start[name]).abs().max() < 0.01  # two updates from the folder's
+    # A TensorFlow checkpoint prefix is named for what it is.
+    (tmp_path / "bert_model.ckpt.index").write_text("")
+    refused = run_pretraining(
+        *flags(data["phase1"], data["config"], tmp_path / "other",
+               init_checkpoint=tmp_path / "bert_model.ckpt")
+    )  # fmt: skip
+    assert refused.returncode == 2 and "convert_tf_checkpoint_to_pytorch.py" in refused.stderr

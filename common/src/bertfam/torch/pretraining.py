@@ -57,13 +57,18 @@ Batch = Dict[str, torch.Tensor]
 # losses(model, batch) -> (summed masked-LM cross-entropy, summed next-sentence one)
 LossesFn = Callable[[nn.Module, Batch], Tuple[torch.Tensor, torch.Tensor]]
 BUCKET_ELEMENTS = 32 * 2**20  # gradients all-reduced 128 MB (fp32) at a time
-# The tensors with a row (or entry) per vocabulary id, under every name they are saved as.
+# The tensors with a row (or entry) per vocabulary id, by the ends of every name they are
+# saved under (a bare BertModel's keys have no "bert." prefix).
 VOCABULARY_ROWS = (
-    "bert.embeddings.word_embeddings.weight",
+    "embeddings.word_embeddings.weight",
     "cls.predictions.bias",
     "cls.predictions.decoder.weight",
     "cls.predictions.decoder.bias",
 )
+
+
+def is_vocabulary_row(name: str) -> bool:
+    return name.endswith(VOCABULARY_ROWS)
 
 
 @dataclass
@@ -124,9 +129,9 @@ def padded_weights(weights: Dict[str, np.ndarray], vocab_size: int) -> Dict[str,
     """HuggingFace's or Google's weights (30522 rows) for the padded vocabulary: the added
     rows and biases are zeros, which no real token id ever reads."""
     padded = dict(weights)
-    for key in VOCABULARY_ROWS:
-        value = padded.get(key)
-        if value is not None and 0 < vocab_size - value.shape[0] < 8:
+    for key in [name for name in weights if is_vocabulary_row(name)]:
+        value = padded[key]
+        if 0 < vocab_size - value.shape[0] < 8:
             extra = np.zeros((vocab_size - value.shape[0],) + value.shape[1:], value.dtype)
             padded[key] = np.concatenate([value, extra])
     return padded

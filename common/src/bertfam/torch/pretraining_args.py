@@ -29,7 +29,11 @@ def add_pretraining_flags(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--config_file", required=True, help="BERT config JSON")
     data.add_argument("--bert_model", default="bert-large-uncased", help="Name, for the logs")
     data.add_argument("--output_dir", required=True, help="Where ckpt_<step>.pt are written")
-    data.add_argument("--init_checkpoint", default=None, help="ckpt_<step>.pt to start from")
+    data.add_argument(
+        "--init_checkpoint",
+        default=None,
+        help="ckpt_<step>.pt or a HuggingFace folder to start from",
+    )
     data.add_argument("--max_seq_length", type=int, default=512)
     data.add_argument("--max_predictions_per_seq", type=int, default=80)
 
@@ -235,8 +239,14 @@ def check(config: PretrainingConfig, local_rank: int = -1) -> None:
         raise FlagError("--num_steps_per_checkpoint must be at least 1 (or --skip_checkpoint)")
     if not Path(config.config_file).is_file():
         raise FlagError(f"--config_file={config.config_file}: no such file")
-    if config.init_checkpoint and not Path(config.init_checkpoint).exists():
-        raise FlagError(f"--init_checkpoint={config.init_checkpoint}: no such file")
+    init = config.init_checkpoint
+    if init and Path(f"{init}.index").is_file():
+        raise FlagError(
+            f"--init_checkpoint={init} is a TensorFlow checkpoint: convert it with "
+            "convert_tf_checkpoint_to_pytorch.py and give the folder it writes"
+        )
+    if init and not Path(init).exists():
+        raise FlagError(f"--init_checkpoint={init}: no such file or folder")
     check_device_mode_precision(config)
     if config.phase2 and not (config.resume_from_checkpoint or config.init_checkpoint):
         raise FlagError(
