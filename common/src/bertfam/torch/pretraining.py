@@ -100,7 +100,7 @@ def find_start(config: PretrainingConfig) -> Start:
         return Start()
     contents = read_checkpoint(path)
     file_step = int(path.stem.split("_")[1])
-    if config.phase2 and file_step <= config.phase1_end_step:
+    if config.phase2 and not contents.get("phase2", False):  # upstream's ckpts: phase 1's
         log.info("Phase 2 starts from %s (phase 1's update %d)", path, file_step)
         return Start(checkpoint=contents, continue_optimizer=True)
     step = file_step - config.step_offset
