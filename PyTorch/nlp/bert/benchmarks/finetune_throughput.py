@@ -33,7 +33,7 @@ FOLDER = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(FOLDER))
 
 import modeling  # noqa: E402
-from timing import median_rates  # noqa: E402
+from harness import benchmark_config, median_rates  # noqa: E402
 
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
@@ -47,11 +47,7 @@ from bertfam.torch.finetune import (  # noqa: E402
     make_optimizer,
 )
 
-CONFIGS = {  # hidden size, layers, heads, intermediate size
-    "tiny": (64, 2, 4, 128),
-    "minilm": (384, 6, 12, 1536),
-    "base": (768, 12, 12, 3072),
-}
+CONFIGS = ("tiny", "minilm", "base")  # of harness.SHAPES
 
 
 def batch(config: BertConfig, size: int, length: int) -> dict:
@@ -124,24 +120,14 @@ def huggingface(config: BertConfig, data: dict, graph: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", choices=tuple(CONFIGS), default="minilm")
+    parser.add_argument("--config", choices=CONFIGS, default="minilm")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--seq_length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
-    config = BertConfig.from_dict(
-        dict(
-            zip(
-                ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"),
-                CONFIGS[args.config],
-            ),
-            vocab_size=30522,
-            max_position_embeddings=512,
-            type_vocab_size=2,
-        )
-    )
+    config = benchmark_config(args.config)
     data = batch(config, args.batch_size, args.seq_length)
     variants = {
         "ours eager": ours(config, data, graph=False),

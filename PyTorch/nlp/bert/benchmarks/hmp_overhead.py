@@ -48,16 +48,11 @@ FOLDER = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(FOLDER))
 
 import modeling  # noqa: E402
+from harness import benchmark_config  # noqa: E402
 
-from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.torch.hmp import OpListPrecision, ReferenceOpListPrecision, op_name  # noqa: E402
 
-CONFIGS = {  # hidden size, layers, heads, intermediate size
-    "dispatch": (32, 12, 2, 128),
-    "minilm": (384, 6, 12, 1536),
-    "base": (768, 12, 12, 3072),
-    "large": (1024, 24, 16, 4096),
-}
+CONFIGS = ("dispatch", "minilm", "base", "large")  # of harness.SHAPES
 LISTS = {
     "bert": ("ops_bf16_bert.txt", "ops_fp32_bert.txt"),
     "pt": ("ops_bf16_bert_pt.txt", "ops_fp32_bert_pt.txt"),
@@ -120,7 +115,7 @@ def op_lists(name: str):
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--config", choices=tuple(CONFIGS), default="dispatch")
+    parser.add_argument("--config", choices=CONFIGS, default="dispatch")
     parser.add_argument("--lists", choices=("bert", "pt", "none"), default="bert")
     parser.add_argument("--batch_size", type=int, default=2)
     parser.add_argument("--seq_length", type=int, default=16)
@@ -136,17 +131,7 @@ def parse_args() -> argparse.Namespace:
 
 def span_loss_of(args: argparse.Namespace, device: torch.device):
     """The model (train mode) and a function computing its span loss on one fixed batch."""
-    hidden, layers, heads, intermediate = CONFIGS[args.config]
-    config = BertConfig.from_dict(
-        dict(
-            vocab_size=30522,
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=intermediate,
-            max_position_embeddings=max(512, args.seq_length),
-        )
-    )
+    config = benchmark_config(args.config, max_positions=max(512, args.seq_length))
     torch.manual_seed(0)
     model = modeling.BertForQuestionAnswering(config).to(device).train()
     generator = torch.Generator().manual_seed(0)

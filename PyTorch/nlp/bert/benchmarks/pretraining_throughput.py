@@ -37,7 +37,7 @@ FOLDER = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(FOLDER))
 
 import modeling  # noqa: E402
-from timing import median_rates  # noqa: E402
+from harness import benchmark_config, median_rates  # noqa: E402
 
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
@@ -47,11 +47,7 @@ from bertfam.torch.pretraining import Pretrainer  # noqa: E402
 from bertfam.torch.pretraining_args import PretrainingConfig  # noqa: E402
 from bertfam.torch.run import Run  # noqa: E402
 
-CONFIGS = {  # hidden size, layers, heads, intermediate size
-    "tiny": (64, 2, 4, 128),
-    "base": (768, 12, 12, 3072),
-    "large": (1024, 24, 16, 4096),
-}
+CONFIGS = ("tiny", "base", "large")  # of harness.SHAPES
 OP_LISTS = FOLDER / "bf16_config"
 
 
@@ -138,7 +134,7 @@ def model_flops_per_sequence(config: BertConfig, parameters: int, length: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", choices=tuple(CONFIGS), default="base")
+    parser.add_argument("--config", choices=CONFIGS, default="base")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--batch_size", type=int, default=8)
@@ -149,12 +145,7 @@ def main() -> None:
     parser.add_argument("--no_graph", action="store_true", help="Eager variants only")
     parser.add_argument("--peak_tflops", type=float, default=989.0)
     args = parser.parse_args()
-    hidden, layers, heads, intermediate = CONFIGS[args.config]
-    config = BertConfig.from_dict(
-        dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-             intermediate_size=intermediate, vocab_size=30528, max_position_embeddings=512,
-             type_vocab_size=2)
-    )  # fmt: skip
+    config = benchmark_config(args.config, vocab_size=30528)  # padded, as run_pretraining.py
     device = torch.device(args.device)
     bf16 = args.precision == "bf16"
     predictions = max(1, round(0.15 * args.seq_length))

@@ -86,3 +86,19 @@ def test_upstream_line(line, paths, tmp_path):
         assert not (tmp_path / "results").exists()
         line = line.replace("--mode lazy", "--mode eager")
     check_both_phases(demo(line, paths, tmp_path), tmp_path, world)
+
+
+def test_one_phase_with_a_log_file(paths, tmp_path):
+    """--phase 1 runs phase 1 only; --create_logfile copies its output into results/."""
+    line = "--model_name_or_path base --mode eager --data_type fp32 --batch_size 64 8"
+    line += " --accumulate_gradients --phase 1 --create_logfile"
+    line += " --data_dir <dataset_path_phase1> <dataset_path_phase2>"
+    result = demo(line, paths, tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert sum(line.startswith("Running: ") for line in result.stdout.splitlines()) == 1
+    checkpoints = tmp_path / "results" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("ckpt_*.pt")) == ["ckpt_1.pt", "ckpt_2.pt"]
+    log = (tmp_path / "results" / "phase1.log").read_text()
+    assert (
+        "Saved" in log and "ckpt_2.pt" in log and not (tmp_path / "results" / "phase2.log").exists()
+    )

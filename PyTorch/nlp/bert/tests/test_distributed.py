@@ -1,18 +1,15 @@
 """torch.distributed from real launchers (torchrun, Open MPI's mpirun) on CPUs with gloo:
 both ranks end with identical weights, equal to one process with twice the batch."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
-from bertfam.testing import free_port, launch_free_env
+from bertfam.testing import free_port, launch_free_env, mpirun
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
-BIN = Path(sys.executable).parent
 
 
 def single_process(tmp_path):
@@ -60,13 +57,10 @@ def test_torchrun_two_processes_equal_one_with_twice_the_batch(tmp_path):
 
 
 def test_mpirun_two_processes_equal_one_with_twice_the_batch(tmp_path):
-    mpirun = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
-    if mpirun is None:
-        pytest.skip("mpirun not found (the test requirements install Open MPI from PyPI)")
+    launcher = mpirun(2, "MASTER_ADDR", "MASTER_PORT")
     env = launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     result = subprocess.run(
-        [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "MASTER_ADDR", "-x", "MASTER_PORT",
-         sys.executable, str(WORKER), str(tmp_path / "ddp"), "2"],
+        [*launcher, sys.executable, str(WORKER), str(tmp_path / "ddp"), "2"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

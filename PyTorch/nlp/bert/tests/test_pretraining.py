@@ -3,7 +3,6 @@ the real create_pretraining_data.py: the equivalences (accumulation, two process
 and resume, phase 2), the logs, and the bad inputs."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +13,8 @@ import torch
 from pretraining_fixtures import FOLDER, flags, make_shards, run_pretraining, tiny_config
 
 from bertfam.pretraining.hdf5 import read_hdf5_shard, write_hdf5_shard
-from bertfam.testing import free_port, launch_free_env
+from bertfam.testing import free_port, launch_free_env, mpirun
 from bertfam.torch.pretraining_data import epoch_order, row_order, training_shards
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +195,7 @@ def reference_shard(data_dir, folder, micro, steps, seed=42):
 
 @pytest.mark.parametrize("post_accumulation", [True, False], ids=["post_accumulation", "ddp"])
 def test_mpirun_two_processes_equal_one_with_twice_the_batch(data, tmp_path, post_accumulation):
-    mpirun = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
-    if mpirun is None:
-        pytest.skip("mpirun not found (the test requirements install Open MPI from PyPI)")
+    launcher = mpirun(2, "MASTER_ADDR", "MASTER_PORT")
     two = tmp_path / "two"
     env = launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     extra = {"allreduce_post_accumulation": post_accumulation}
@@ -214,17 +209,7 @@ def test_mpirun_two_processes_equal_one_with_twice_the_batch(data, tmp_path, pos
                 gradient_accumulation_steps=2,
                 **extra,
             ),
-            launcher=[
-                mpirun,
-                "--allow-run-as-root",
-                "--oversubscribe",
-                "-np",
-                "2",
-                "-x",
-                "MASTER_ADDR",
-                "-x",
-                "MASTER_PORT",
-            ],
+            launcher=launcher,
             env=env,
         )  # fmt: skip
     )
@@ -249,6 +234,7 @@ def test_mpirun_two_processes_equal_one_with_twice_the_batch(data, tmp_path, pos
         ({"fp16": True}, "--fp16/--amp"),
         ({"phase2": True}, "--phase2 starts from phase 1's checkpoint"),
         ({"use_lazy_mode": True}, "Gaudi only"),
+        ({"allreduce_post_accumulation_fp16": True}, "add that flag too"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, change, message):

@@ -17,7 +17,7 @@ import pytest
 from records import create_records
 
 from bertfam import tinydata as tiny
-from bertfam.testing import checkpoint_model_weights, horovod_mpirun
+from bertfam.testing import assert_same_checkpoint_weights, horovod_mpirun
 
 FOLDER = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -84,13 +84,7 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_
 
     assert len(losses(two)) == 6
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
-    ours, reference = (
-        checkpoint_model_weights(two / "model.ckpt-6"),
-        checkpoint_model_weights(one / "model.ckpt-6"),
-    )
-    assert ours.keys() == reference.keys()
-    for name in ours:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
+    assert_same_checkpoint_weights(two / "model.ckpt-6", one / "model.ckpt-6", atol=1e-5)
     # Rank 0 alone writes: one metrics log, one set of checkpoints.
     assert sorted(p.name for p in two.glob("model.ckpt-*.index")) == ["model.ckpt-6.index"]
 
@@ -183,13 +177,7 @@ def test_pretraining_on_two_workers_equals_one_process_with_twice_the_batch(tmp_
     assert single.returncode == 0, single.stderr[-3000:]
     assert len(losses(two)) == 4
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
-    ours, reference = (
-        checkpoint_model_weights(two / "model.ckpt-4"),
-        checkpoint_model_weights(one / "model.ckpt-4"),
-    )
-    assert ours.keys() == reference.keys() and len(ours) > 20
-    for name in ours:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
+    assert_same_checkpoint_weights(two / "model.ckpt-4", one / "model.ckpt-4", atol=1e-5)
 
 
 def two_nodes(command, **popen):
@@ -257,12 +245,9 @@ def test_two_nodes_sharing_one_output_dir_save_and_resume_cleanly(tmp_path, shar
             cwd=FOLDER, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert single.returncode == 0, single.stderr[-3000:]
-    ours, reference = (
-        checkpoint_model_weights(shared / "model.ckpt-6"),
-        checkpoint_model_weights(tmp_path / "one" / "model.ckpt-6"),
+    assert_same_checkpoint_weights(
+        shared / "model.ckpt-6", tmp_path / "one" / "model.ckpt-6", atol=1e-5
     )
-    for name in reference:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
 
 
 def _rank_processes(rank: int):

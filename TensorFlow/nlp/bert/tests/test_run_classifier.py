@@ -19,7 +19,7 @@ import pytest
 from bertfam import tinydata as tiny
 from bertfam.glue.features import convert_examples_to_features
 from bertfam.glue.readers import MrpcProcessor, read_msr_paraphrase
-from bertfam.testing import checkpoint_model_weights, horovod_mpirun
+from bertfam.testing import assert_same_checkpoint_weights, checkpoint_model_weights, horovod_mpirun
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 FOLDER = Path(__file__).resolve().parents[1]
@@ -275,11 +275,11 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     # It carried on after the checkpoint, and did not start over.
     new = [json.loads(line)["step"] for line in metrics.read_text().splitlines()[logged_before:]]
     assert new == list(range(latest + 25, steps + 1, 25))
-    ours = checkpoint_model_weights(files["out"] / f"model.ckpt-{steps}")
-    reference = checkpoint_model_weights(tmp_path / "straight" / f"model.ckpt-{steps}")
-    assert ours.keys() == reference.keys() and len(ours) > 20
-    for name in ours:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
+    assert_same_checkpoint_weights(
+        files["out"] / f"model.ckpt-{steps}",
+        tmp_path / "straight" / f"model.ckpt-{steps}",
+        atol=1e-6,
+    )
 
 
 def test_bf16_config_runs_end_to_end(files):
@@ -327,12 +327,7 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(files, tmp_path
 
     assert len(losses(two)) == 6
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
-    ours, reference = (
-        checkpoint_model_weights(two / "model.ckpt-6"),
-        checkpoint_model_weights(one / "model.ckpt-6"),
-    )
-    for name in reference:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
+    assert_same_checkpoint_weights(two / "model.ckpt-6", one / "model.ckpt-6", atol=1e-5)
     two_results, one_results = (read_eval_results(d / "eval_results.txt")[0] for d in (two, one))
     assert two_results["accuracy"] == one_results["accuracy"]
     assert float(two_results["loss"]) == pytest.approx(float(one_results["loss"]), rel=1e-5)

@@ -14,7 +14,7 @@ import pytest
 from records import create_records
 
 from bertfam import tinydata
-from bertfam.testing import checkpoint_model_weights
+from bertfam.testing import assert_same_checkpoint_weights, checkpoint_model_weights
 
 FOLDER = Path(__file__).resolve().parents[1]
 LENGTH, PREDICTIONS = 64, 10
@@ -188,11 +188,9 @@ def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     resumed = run(args)
     assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]
-    ours = checkpoint_model_weights(tmp_path / "out" / "model.ckpt-6")
-    reference = checkpoint_model_weights(tmp_path / "straight" / "model.ckpt-6")
-    assert ours.keys() == reference.keys() and len(ours) > 20
-    for name in ours:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
+    assert_same_checkpoint_weights(
+        tmp_path / "out" / "model.ckpt-6", tmp_path / "straight" / "model.ckpt-6", atol=1e-6
+    )
 
 
 def test_phase_2_warm_starts_from_phase_1(data, phase_1, tmp_path):
@@ -351,7 +349,6 @@ def test_packing_metadata_without_the_average_is_refused(data, packed, tmp_path)
 def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, tmp_path):
     first = run(flags(data, tmp_path / "first", num_train_steps=4))
     assert first.returncode == 0, first.stderr[-3000:]
-    straight = checkpoint_model_weights(tmp_path / "first" / "model.ckpt-4")
     # Upstream's --resume: a new output dir, continued from another run's checkpoint 2.
     again = run(
         flags(
@@ -365,9 +362,9 @@ def test_resume_flag_continues_the_step_and_optimizer_of_init_checkpoint(data, t
     assert again.returncode == 0 and "Continuing from" in again.stderr, again.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "continued").glob("model.ckpt-*.index"))
     assert names == ["model.ckpt-4.index"]  # updates 3 and 4 only
-    continued = checkpoint_model_weights(tmp_path / "continued" / "model.ckpt-4")
-    for name in straight:
-        np.testing.assert_allclose(continued[name], straight[name], atol=1e-6, err_msg=name)
+    assert_same_checkpoint_weights(
+        tmp_path / "continued" / "model.ckpt-4", tmp_path / "first" / "model.ckpt-4", atol=1e-6
+    )
 
 
 def test_four_micro_batches_of_2_equal_one_batch_of_8(data, tmp_path):
@@ -389,7 +386,6 @@ def test_four_micro_batches_of_2_equal_one_batch_of_8(data, tmp_path):
     np.testing.assert_allclose(
         losses(tmp_path / "accumulated"), losses(tmp_path / "whole"), rtol=1e-5
     )
-    ours = checkpoint_model_weights(tmp_path / "accumulated" / "model.ckpt-2")
-    reference = checkpoint_model_weights(tmp_path / "whole" / "model.ckpt-2")
-    for name in reference:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
+    assert_same_checkpoint_weights(
+        tmp_path / "accumulated" / "model.ckpt-2", tmp_path / "whole" / "model.ckpt-2", atol=1e-6
+    )

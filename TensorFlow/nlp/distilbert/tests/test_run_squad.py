@@ -18,7 +18,7 @@ from distilbert_fixtures import FOLDER, convert, file_base_url, save_hf_distilbe
 from transformers import DistilBertModel as HFDistilBertModel
 
 from bertfam import tinydata as tiny
-from bertfam.testing import checkpoint_model_weights, horovod_mpirun
+from bertfam.testing import assert_same_checkpoint_weights, horovod_mpirun
 
 HF_NAME = "distilbert-base-uncased"
 BIN = Path(sys.executable).parent
@@ -80,13 +80,6 @@ def losses(output_dir):
     return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
 
 
-def assert_same_weights(prefix, reference_prefix, atol):
-    ours, reference = checkpoint_model_weights(prefix), checkpoint_model_weights(reference_prefix)
-    assert ours.keys() == reference.keys() and len(ours) > 30
-    for name in ours:
-        np.testing.assert_allclose(ours[name], reference[name], atol=atol, err_msg=name)
-
-
 def assert_scored_like_the_evaluate_command(result, squad, output_dir):
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     evaluated = subprocess.run(
@@ -141,13 +134,9 @@ def test_seed_multi_card_line_under_mpirun_matches_one_process(model_dir, squad,
 
     assert len(losses(two)) == 16
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
-    ours, reference = (
-        checkpoint_model_weights(two / "model.ckpt-16"),
-        checkpoint_model_weights(one / "model.ckpt-16"),
+    assert_same_checkpoint_weights(
+        two / "model.ckpt-16", one / "model.ckpt-16", atol=1e-5, at_least=30
     )
-    assert ours.keys() == reference.keys() and len(ours) > 30
-    for name in ours:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-5, err_msg=name)
     # Rank 0 alone writes, and predicts as one process does.
     assert json.loads((two / "predictions.json").read_text()) == json.loads(
         (one / "predictions.json").read_text()
@@ -167,13 +156,9 @@ def test_resume_after_kill_equals_an_uninterrupted_run(model_dir, squad, tmp_pat
     resumed = run(["run_squad.py", *flags(out)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stderr
-    ours, reference = (
-        checkpoint_model_weights(out / "model.ckpt-8"),
-        checkpoint_model_weights(straight / "model.ckpt-8"),
+    assert_same_checkpoint_weights(
+        out / "model.ckpt-8", straight / "model.ckpt-8", atol=1e-6, at_least=30
     )
-    assert ours.keys() == reference.keys() and len(ours) > 30
-    for name in ours:
-        np.testing.assert_allclose(ours[name], reference[name], atol=1e-6, err_msg=name)
 
 
 @pytest.mark.parametrize(

@@ -111,19 +111,7 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=42)
 
     device = parser.add_argument_group("device, precision and processes")
-    switch(device, "--no_cuda", "Run on the CPU even when a GPU is there")
-    switch(device, "--use_habana", "Run on Habana Gaudi (HPU)")
-    switch(
-        device,
-        "--use_jit_trace",
-        "Graph mode: compile the training step (torch.compile replaces upstream's trace)",
-    )
-    switch(device, "--use_lazy_mode", "Habana lazy mode (Gaudi only)")
-    switch(device, "--hmp", "bf16 mixed precision from the op lists below")
-    device.add_argument("--hmp_bf16", default="", help="Ops computed in bf16, one a line")
-    device.add_argument("--hmp_fp32", default="", help="Ops kept in fp32, one a line")
-    device.add_argument("--hmp_opt_level", default="O1", choices=("O1", "O2"))
-    switch(device, "--hmp_verbose", "Habana HMP: log every cast (Gaudi only)")
+    add_device_mode_precision_flags(device)
     switch(device, "--use_fused_adam", "The fused AdamW kernel (torch's, or Habana's on Gaudi)")
     switch(
         device,
@@ -139,6 +127,39 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
     )
     switch(device, "--fp16", "Apex fp16 (not supported: use --hmp)")
     device.add_argument("--fp16_opt_level", default="O1", help="Apex level (with --fp16)")
+
+
+def add_device_mode_precision_flags(group) -> None:
+    """Habana's device, mode and bf16 flags, which every PyTorch script takes."""
+    switch(group, "--no_cuda", "Run on the CPU even when a GPU is there")
+    switch(group, "--use_habana", "Run on Habana Gaudi (HPU)")
+    switch(
+        group,
+        "--use_jit_trace",
+        "Graph mode: compile the training step (torch.compile replaces upstream's trace)",
+    )
+    switch(group, "--use_lazy_mode", "Habana lazy mode (Gaudi only)")
+    switch(group, "--hmp", "bf16 mixed precision from the op lists below")
+    group.add_argument("--hmp_bf16", default="", help="Ops computed in bf16, one a line")
+    group.add_argument("--hmp_fp32", default="", help="Ops kept in fp32, one a line")
+    group.add_argument("--hmp_opt_level", default="O1", choices=("O1", "O2"))
+    switch(group, "--hmp_verbose", "Habana HMP: log every cast (Gaudi only)")
+
+
+def device_mode_precision(args: argparse.Namespace, default_bf16: str, default_fp32: str):
+    """The config fields those flags give (``device``, ``mode``, ``hmp*``); `default_*`
+    are the folder's op lists, which ``--hmp`` alone takes."""
+    if args.use_lazy_mode and args.use_jit_trace:
+        raise FlagError("--use_lazy_mode and --use_jit_trace are two modes: pick one")
+    return dict(
+        device="hpu" if args.use_habana else "cpu" if args.no_cuda else "auto",
+        mode="lazy" if args.use_lazy_mode else "graph" if args.use_jit_trace else "eager",
+        hmp=args.hmp,
+        hmp_bf16=args.hmp_bf16 or (default_bf16 if args.hmp else ""),
+        hmp_fp32=args.hmp_fp32 or (default_fp32 if args.hmp else ""),
+        hmp_opt_level=args.hmp_opt_level,
+        hmp_verbose=args.hmp_verbose,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,10 +216,6 @@ def finetune_config(
     fields, given as `task_fields`); `default_*_ops` are the folder's op lists."""
     if args.fp16:
         raise FlagError("--fp16 (Apex) is not supported: use --hmp for bf16 mixed precision")
-    mode = "lazy" if args.use_lazy_mode else "graph" if args.use_jit_trace else "eager"
-    if args.use_lazy_mode and args.use_jit_trace:
-        raise FlagError("--use_lazy_mode and --use_jit_trace are two modes: pick one")
-    device = "hpu" if args.use_habana else "cpu" if args.no_cuda else "auto"
     config = config_class(
         model_name_or_path=args.model_name_or_path,
         output_dir=args.output_dir,
@@ -226,13 +243,7 @@ def finetune_config(
         save_steps=args.save_steps,
         save_total_limit=args.save_total_limit,
         seed=args.seed,
-        device=device,
-        mode=mode,
-        hmp=args.hmp,
-        hmp_bf16=args.hmp_bf16 or (default_bf16_ops if args.hmp else ""),
-        hmp_fp32=args.hmp_fp32 or (default_fp32_ops if args.hmp else ""),
-        hmp_opt_level=args.hmp_opt_level,
-        hmp_verbose=args.hmp_verbose,
+        **device_mode_precision(args, default_bf16_ops, default_fp32_ops),
         use_fused_adam=args.use_fused_adam,
         use_fused_clip_norm=args.use_fused_clip_norm,
         local_rank=args.local_rank,

@@ -77,9 +77,8 @@ class Start:
 
     step: int = 0
     position: ReadPosition = ReadPosition()
-    checkpoint: Optional[dict] = None  # the ckpt to resume from, whole
-    continue_optimizer: bool = False  # optimizer moments from `checkpoint`
-    continue_schedule: bool = False  # scheduler, step counts and RNG too
+    checkpoint: Optional[dict] = None  # the ckpt it continues from: its optimizer moments
+    resume: bool = False  # its schedule, step, data and generators too (phase 2's start: no)
 
 
 def find_start(config: PretrainingConfig) -> Start:
@@ -102,7 +101,7 @@ def find_start(config: PretrainingConfig) -> Start:
     file_step = int(path.stem.split("_")[1])
     if config.phase2 and not contents.get("phase2", False):  # upstream's ckpts: phase 1's
         log.info("Phase 2 starts from %s (phase 1's update %d)", path, file_step)
-        return Start(checkpoint=contents, continue_optimizer=True)
+        return Start(checkpoint=contents)
     step = file_step - config.step_offset
     if "position" not in contents:
         raise CheckpointError(
@@ -114,8 +113,7 @@ def find_start(config: PretrainingConfig) -> Start:
         step=step,
         position=ReadPosition(**contents["position"]),
         checkpoint=contents,
-        continue_optimizer=True,
-        continue_schedule=True,
+        resume=True,
     )
 
 
@@ -216,9 +214,9 @@ class Pretrainer:
         saved = start.checkpoint
         if saved is None:
             return
-        if start.continue_optimizer and "optimizer" in saved:
+        if "optimizer" in saved:
             self.optimizer.load_state_dict(saved["optimizer"])
-        if start.continue_schedule:
+        if start.resume:
             self.scheduler.load_state_dict(saved["scheduler"])
             self.step, self.position = start.step, start.position
             self._restore_rng(saved.get("rng"))

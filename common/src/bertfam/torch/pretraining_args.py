@@ -18,7 +18,12 @@ from typing import Optional
 
 from bertfam.errors import FlagError
 from bertfam.run_config import require_at_least_one
-from bertfam.torch.args import check_device_mode_precision, check_local_rank
+from bertfam.torch.args import (
+    add_device_mode_precision_flags,
+    check_device_mode_precision,
+    check_local_rank,
+    device_mode_precision,
+)
 
 CHECKPOINT_FILE = re.compile(r"^ckpt_(\d+)\.pt$")
 
@@ -66,11 +71,6 @@ def add_pretraining_flags(parser: argparse.ArgumentParser) -> None:
     precision.add_argument("--fp16", "--amp", action="store_true", help="Not supported: --hmp")
     precision.add_argument("--loss_scale", type=float, default=0.0, help="With --fp16 only")
     precision.add_argument("--init_loss_scale", type=int, default=2**20, help="--fp16 only")
-    precision.add_argument("--hmp", action="store_true", help="bf16 from the op lists")
-    precision.add_argument("--hmp_bf16", default="", help="Ops computed in bf16")
-    precision.add_argument("--hmp_fp32", default="", help="Ops kept in fp32")
-    precision.add_argument("--hmp_opt_level", default="O1", choices=("O1", "O2"))
-    precision.add_argument("--hmp_verbose", action="store_true")
 
     saving = parser.add_argument_group("checkpoints and resume")
     saving.add_argument("--resume_from_checkpoint", action="store_true")
@@ -85,11 +85,8 @@ def add_pretraining_flags(parser: argparse.ArgumentParser) -> None:
     device.add_argument("--allreduce_post_accumulation", action="store_true")
     device.add_argument("--allreduce_post_accumulation_fp16", action="store_true")
     device.add_argument("--use_env", action="store_true", help="Local rank from the environment")
-    device.add_argument("--no_cuda", action="store_true", help="Run on the CPU")
-    device.add_argument("--use_habana", action="store_true", help="Run on Gaudi")
-    device.add_argument("--use_jit_trace", action="store_true", help="Graph mode: torch.compile")
     device.add_argument("--use_fused_lamb", action="store_true")
-    device.add_argument("--use_lazy_mode", action="store_true", help="Habana lazy mode")
+    add_device_mode_precision_flags(device)
 
     logging = parser.add_argument_group("logging")
     logging.add_argument("--log_freq", type=float, default=1.0, help="Updates between logs")
@@ -160,8 +157,6 @@ def pretraining_config(
             "--fp16/--amp (Apex, with --loss_scale/--init_loss_scale) is not supported: use "
             "--hmp for bf16 mixed precision"
         )
-    if args.use_lazy_mode and args.use_jit_trace:
-        raise FlagError("--use_lazy_mode and --use_jit_trace are two modes: pick one")
     if args.max_steps != int(args.max_steps):
         raise FlagError(f"--max_steps={args.max_steps}: give a whole number of updates")
     config = PretrainingConfig(
@@ -180,11 +175,7 @@ def pretraining_config(
         steps_this_run=args.steps_this_run,
         seed=args.seed,
         checkpoint_activations=args.checkpoint_activations,
-        hmp=args.hmp,
-        hmp_bf16=args.hmp_bf16 or (default_bf16 if args.hmp else ""),
-        hmp_fp32=args.hmp_fp32 or (default_fp32 if args.hmp else ""),
-        hmp_opt_level=args.hmp_opt_level,
-        hmp_verbose=args.hmp_verbose,
+        **device_mode_precision(args, default_bf16, default_fp32),
         resume_from_checkpoint=args.resume_from_checkpoint,
         resume_step=args.resume_step,
         num_steps_per_checkpoint=args.num_steps_per_checkpoint,
@@ -193,8 +184,6 @@ def pretraining_config(
         phase1_end_step=args.phase1_end_step,
         allreduce_post_accumulation=args.allreduce_post_accumulation,
         allreduce_post_accumulation_fp16=args.allreduce_post_accumulation_fp16,
-        device="hpu" if args.use_habana else "cpu" if args.no_cuda else "auto",
-        mode="lazy" if args.use_lazy_mode else "graph" if args.use_jit_trace else "eager",
         use_fused_lamb=args.use_fused_lamb,
         log_freq=max(1, int(args.log_freq)),
         json_summary=args.json_summary,
@@ -248,6 +237,11 @@ def check(config: PretrainingConfig, local_rank: int = -1) -> None:
     if init and not Path(init).exists():
         raise FlagError(f"--init_checkpoint={init}: no such file or folder")
     check_device_mode_precision(config)
+    if config.allreduce_post_accumulation_fp16 and not config.allreduce_post_accumulation:
+        raise FlagError(
+            "--allreduce_post_accumulation_fp16 sets the precision of "
+            "--allreduce_post_accumulation's all-reduce: add that flag too"
+        )
     if config.phase2 and not (config.resume_from_checkpoint or config.init_checkpoint):
         raise FlagError(
             "--phase2 starts from phase 1's checkpoint: add --resume_from_checkpoint (phase "
