@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# The GPU figures of the README's Speed section: pre-training step throughput in bf16
-# against HuggingFace (BERT-base and -large, 128 and 512), our fp32 beside our bf16, and
-# the op-list overhead. Run from PyTorch/nlp/bert on a machine with one CUDA GPU:
-#   bash benchmarks/gpu_pretraining.sh [output folder]
+# The GPU figures of the README's Speed section, in one run: that the bf16 op lists carried
+# by autocast compute every call of a BERT forward in the listed dtype on CUDA too (and
+# what they cost against fp32 and plain autocast), then pre-training step throughput in
+# bf16 against HuggingFace (BERT-base and -large, 128 and 512; eager, then compiled), and
+# our fp32 beside our bf16. Run from PyTorch/nlp/bert on a machine with one CUDA GPU:
+#   PYTHONPATH=../../../common/src bash benchmarks/gpu_pretraining.sh [output folder]
+# Each benchmark gets at most STEP_LIMIT seconds (default 240); figures go to the output
+# folder as they come, one .txt (and .err) each.
 set -uo pipefail
 out=${1:-gpu_results}
 mkdir -p "$out"
 python=${PYTHON:-python3}
-bench() {
+limit=${STEP_LIMIT:-240}
+run() {
   local name=$1
   shift
   echo "== $name: $*"
-  "$python" benchmarks/pretraining_throughput.py --device cuda "$@" 2>"$out/$name.err" |
-    tee "$out/$name.txt"
+  timeout "$limit" "$python" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
+  echo "   ($name: exit ${PIPESTATUS[0]}, $SECONDS s so far)"
 }
-bench base128_bf16 --precision bf16 --config base --seq_length 128 --batch_size 64 --steps 5 --rounds 3 --warmup 2
-bench large128_bf16 --precision bf16 --config large --seq_length 128 --batch_size 64 --steps 5 --rounds 3 --warmup 2
-bench base512_bf16 --precision bf16 --config base --seq_length 512 --batch_size 16 --steps 5 --rounds 3 --warmup 2 --no_graph
-bench large512_bf16 --precision bf16 --config large --seq_length 512 --batch_size 8 --steps 5 --rounds 3 --warmup 2 --no_graph
-bench base128_fp32 --precision fp32 --config base --seq_length 128 --batch_size 64 --steps 5 --rounds 3 --warmup 2 --no_graph
+{ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; "$python" -c \
+  'import torch, transformers; print(torch.__version__, transformers.__version__)'; } \
+  >"$out/env.txt" 2>&1
+cat "$out/env.txt"
+timing="--steps 5 --rounds 3 --warmup 2"
+overhead=benchmarks/hmp_overhead.py
+run lists_base_pt $overhead --device cuda --config base --lists pt --seq_length 128 \
+  --batch_size 64 $timing
+run lists_minilm_bert $overhead --device cuda --config minilm --lists bert --seq_length 128 \
+  --batch_size 32 $timing
+pretrain="benchmarks/pretraining_throughput.py --device cuda $timing"
+run base128_bf16 $pretrain --precision bf16 --config base --seq_length 128 --batch_size 64 --no_graph
+run base128_fp32 $pretrain --precision fp32 --config base --seq_length 128 --batch_size 64 --no_graph
+run large128_bf16 $pretrain --precision bf16 --config large --seq_length 128 --batch_size 64 --no_graph
+run base512_bf16 $pretrain --precision bf16 --config base --seq_length 512 --batch_size 32 --no_graph
+run large512_bf16 $pretrain --precision bf16 --config large --seq_length 512 --batch_size 16 --no_graph
+run base128_bf16_graph $pretrain --precision bf16 --config base --seq_length 128 --batch_size 64
+run large128_bf16_graph $pretrain --precision bf16 --config large --seq_length 128 --batch_size 64

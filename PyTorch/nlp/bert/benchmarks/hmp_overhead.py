@@ -1,4 +1,4 @@
-"""What the bf16 op lists cost per op: our BERT's forward (and forward+backward) five ways.
+"""What the bf16 op lists cost per op: our BERT's forward (and forward+backward) six ways.
 
     cd PyTorch/nlp/bert
     python benchmarks/hmp_overhead.py                          # 12 layers of hidden 32, CPU
@@ -13,7 +13,11 @@ The default model is too small to compute anything (12 layers, hidden 32, 2 head
     mode floor  a TorchFunctionMode that passes every call straight on: what PyTorch
                 charges any Python mode, before the mode does anything
     reference   `ReferenceOpListPrecision`: the op-list rules applied by name at each call
-    fast        `OpListPrecision` (what ``--hmp`` uses): the same casts from a table
+    fast mode   `OpListPrecision`: the same casts from a table (what ``--hmp`` falls back
+                to where autocast cannot carry the lists)
+    lists       what ``--hmp`` uses in eager mode: `AutocastOpLists` (autocast, plus a cast
+                kernel for each listed op autocast would leave to its inputs or compute
+                otherwise) where it carries the lists, else the fast mode
     autocast    ``torch.autocast(device, torch.bfloat16)``: PyTorch's own op policy, in C++
 
 ``--lists bert`` takes ``bf16_config/ops_{bf16,fp32}_bert.txt``, ``pt`` the ``*_pt.txt``
@@ -24,8 +28,9 @@ steps; on a GPU the clock is read after `torch.cuda.synchronize()`. "us/call ove
 divides the time above fp32 by the torch-function calls a forward makes (counted once and
 printed): with bf16 lists it also holds the casts and the bf16 kernels' own cost (on a CPU,
 bf16 matmuls this small are slower than fp32 ones). Before timing, the script lists the
-calls of one forward where ``torch.autocast`` computes in another dtype than the lists
-(the dtype of each call's first floating-point output).
+calls of one forward where "lists", and then plain ``torch.autocast``, compute in another
+dtype than "reference" (the dtype of each call's first floating-point output): the first
+list must be empty, the proof that `AutocastOpLists` keeps the lists on this device.
 
 CPU runs use ``--threads`` intra-op threads (default 1): at these sizes more threads only
 add wake-up waits, which dominate on a busy machine.
@@ -50,6 +55,8 @@ sys.path.insert(0, str(FOLDER))
 import modeling  # noqa: E402
 from harness import benchmark_config  # noqa: E402
 
+from bertfam.precision import read_op_list  # noqa: E402
+from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
 from bertfam.torch.hmp import OpListPrecision, ReferenceOpListPrecision, op_name  # noqa: E402
 
 CONFIGS = ("dispatch", "minilm", "base", "large")  # of harness.SHAPES
@@ -84,19 +91,19 @@ class OutputDtypes(TorchFunctionMode):
         return result
 
 
-def autocast_differences(forward, lists, device_type: str) -> collections.Counter:
-    """(op, dtype under the lists, dtype under autocast) -> calls, for the calls of one
-    forward where the two disagree."""
-    under_lists, under_autocast = OutputDtypes(), OutputDtypes()
-    with lists, under_lists:
+def differences(forward, reference, other) -> collections.Counter:
+    """(op, dtype under `reference`, dtype under `other`) -> calls, for the calls of one
+    forward where the two contexts disagree."""
+    under_reference, under_other = OutputDtypes(), OutputDtypes()
+    with reference, under_reference:
         forward()
-    with torch.autocast(device_type, dtype=torch.bfloat16), under_autocast:
+    with other, under_other:
         forward()
-    if [name for name, _ in under_lists.calls] != [name for name, _ in under_autocast.calls]:
-        raise RuntimeError("the forward called different ops under the lists and autocast")
+    if [name for name, _ in under_reference.calls] != [name for name, _ in under_other.calls]:
+        raise RuntimeError("the forward called different ops under the two contexts")
     return collections.Counter(
         (name, ours, theirs)
-        for (name, ours), (_, theirs) in zip(under_lists.calls, under_autocast.calls)
+        for (name, ours), (_, theirs) in zip(under_reference.calls, under_other.calls)
         if ours != theirs
     )
 
@@ -105,11 +112,15 @@ def short(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def op_lists(name: str):
+def op_lists(name: str, device_type: str):
+    """(fast mode, reference, autocast-carried) precisions for lists `name`."""
     if name == "none":
-        return OpListPrecision(set(), set()), ReferenceOpListPrecision(set(), set())
-    bf16, fp32 = (FOLDER / "bf16_config" / file for file in LISTS[name])
-    return OpListPrecision.from_files(bf16, fp32), ReferenceOpListPrecision.from_files(bf16, fp32)
+        bf16, fp32 = set(), set()
+    else:
+        bf16, fp32 = (read_op_list(FOLDER / "bf16_config" / file) for file in LISTS[name])
+    carried, how = op_list_precision(bf16, fp32, device_type)  # as --hmp takes them
+    print(f"lists on {device_type}: {how}")
+    return OpListPrecision(bf16, fp32), ReferenceOpListPrecision(bf16, fp32), carried
 
 
 def parse_args() -> argparse.Namespace:
@@ -158,12 +169,13 @@ def main() -> None:
     else:
         where = torch.cuda.get_device_name(device)
     model, loss = span_loss_of(args, device)
-    fast, reference = op_lists(args.lists)
+    fast, reference, carried = op_lists(args.lists, device.type)
     variants = {
         "fp32": contextlib.nullcontext,
         "mode floor": PassThrough,
         "reference": lambda: reference,
-        "fast": lambda: fast,
+        "fast mode": lambda: fast,
+        "lists": lambda: carried,
         "autocast": lambda: torch.autocast(device.type, dtype=torch.bfloat16),
     }
 
@@ -188,13 +200,14 @@ def main() -> None:
         f"{args.lists}, {where}, torch {torch.__version__}; {calls} torch-function calls a "
         "forward; losses " + ", ".join(f"{name} {value:.4f}" for name, value in losses.items())
     )
-    if args.lists != "none":
-        print("calls a forward where autocast computes in another dtype than the lists:")
-        for (name, ours, theirs), count in sorted(
-            autocast_differences(loss, fast, device.type).items()
-        ):
+    plain = torch.autocast(device.type, dtype=torch.bfloat16)
+    for label, other in (("lists", carried), ("plain autocast", plain)):
+        found = differences(loss, reference, other)
+        print(f"calls a forward where {label} computes in another dtype than the reference: "
+              f"{sum(found.values())}")  # fmt: skip
+        for (name, ours, theirs), count in sorted(found.items()):
             why = "listed" if fast.dtype_for(name) else "on no list: follows what it is given"
-            print(f"{name:>16}: lists {short(ours)}, autocast {short(theirs)}, {count} ({why})")
+            print(f"{name:>16}: lists {short(ours)}, {label} {short(theirs)}, {count} ({why})")
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     for label, step in (("forward", forward), ("forward+backward", train_step)):
         names = list(variants)
@@ -216,9 +229,12 @@ def main() -> None:
         for name, value in median.items():
             over = (value - median["fp32"]) / calls
             print(f"{name:>16}: {value:8.0f}  {median['fp32'] / value:7.2f}  {over:8.2f}")
-        saved = (median["reference"] - median["fast"]) / calls
+        saved = (median["reference"] - median["fast mode"]) / calls
         floor = (median["mode floor"] - median["fp32"]) / calls
-        print(f"fast saves {saved:.2f} us a call over reference; any Python mode costs {floor:.2f}")
+        print(
+            f"fast mode saves {saved:.2f} us a call over reference; any Python mode costs "
+            f"{floor:.2f}; lists run at {median['fp32'] / median['lists']:.2f}x fp32"
+        )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ Needs the test requirements (``pip install -r tests/requirements.txt``).
 Ours is what ``run_pretraining.py`` executes per update (`Pretrainer.update`): forward
 with the masked-LM head on the masked positions only, the summed losses over the update's
 counts, backward, NVLAMB (global-norm clipping inside) at the PolyWarmUp rate; bf16 is
-the op lists (``--hmp``, ``bf16_config/ops_*_bert_pt.txt``), graph is ``torch.compile``
-as ``--use_jit_trace`` compiles. HuggingFace's is ``transformers.BertForPreTraining``
+the op lists (``--hmp``, ``bf16_config/ops_*_bert_pt.txt``: carried by autocast in eager
+mode, the op-list mode compiled), graph is ``torch.compile`` as ``--use_jit_trace``
+compiles. HuggingFace's is ``transformers.BertForPreTraining``
 with ``labels`` over every position and ``next_sentence_label``, backward and the same
 NVLAMB and schedule (so the figures compare the model and loss, not the optimizer); bf16
 is ``torch.autocast(bfloat16)``, graph the model under ``torch.compile``. Same config,
@@ -41,7 +42,8 @@ from harness import benchmark_config, median_rates  # noqa: E402
 
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
-from bertfam.torch.hmp import OpListPrecision  # noqa: E402
+from bertfam.precision import read_op_list  # noqa: E402
+from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
 from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb  # noqa: E402
 from bertfam.torch.pretraining import Pretrainer  # noqa: E402
 from bertfam.torch.pretraining_args import PretrainingConfig  # noqa: E402
@@ -85,10 +87,14 @@ def ours(config: BertConfig, data: dict, device: torch.device, bf16: bool, graph
     )  # fmt: skip
     kind = "gpu" if device.type == "cuda" else "cpu"
     run = Run(settings, device, kind, detect_launch_env({}))
-    if bf16:
-        run.op_lists = OpListPrecision.from_files(
-            OP_LISTS / "ops_bf16_bert_pt.txt", OP_LISTS / "ops_fp32_bert_pt.txt"
+    if bf16:  # as start_run sets them up for --hmp
+        run.op_lists, how = op_list_precision(
+            read_op_list(OP_LISTS / "ops_bf16_bert_pt.txt"),
+            read_op_list(OP_LISTS / "ops_fp32_bert_pt.txt"),
+            device.type,
+            graph=graph,
         )
+        print(f"ours, bf16: {how}", file=sys.stderr)
     torch.manual_seed(0)
     trainer = Pretrainer(run, modeling.BertForPreTraining(config), losses, [])
     micro = [{name: tensor.numpy() for name, tensor in data.items()}]

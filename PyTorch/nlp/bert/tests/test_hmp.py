@@ -1,5 +1,6 @@
 """bf16 from the HMP op lists: listed ops compute (and return) bf16 or fp32 as listed."""
 
+import re
 import runpy
 import sys
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from bertfam import tinydata
-from bertfam.torch import hmp
+from bertfam.torch import autocast_lists, hmp
+from bertfam.torch.autocast_lists import AutocastOpLists, NotCarried, op_list_precision
 from bertfam.torch.hmp import (
     OpListError,
     OpListPrecision,
@@ -137,10 +139,11 @@ def test_hmp_alone_takes_the_folders_lists(script, tmp_path):
 def lists_say(name: str, bf16_ops, fp32_ops) -> Optional[torch.dtype]:
     """The dtype the lists give op `name`, read here without `bertfam.torch.hmp`: fp32 when
     it (or a part of the composite) is on the fp32 list, bf16 when it (or every part) is on
-    the bf16 list, None when the lists leave it alone."""
+    the bf16 list, None when the lists leave it alone. Attention is its matmuls: its
+    kernels take the softmax in fp32 whatever they are given."""
     parts = {
         "cross_entropy": ("log_softmax", "nll_loss"),
-        "scaled_dot_product_attention": ("matmul", "softmax"),
+        "scaled_dot_product_attention": ("matmul",),
     }.get(name, (name,))
     if any(part in fp32_ops for part in parts):
         return torch.float32
@@ -387,3 +390,105 @@ def test_compiled_under_the_fast_path_one_graph_no_recompile_same_loss():
             torch.tanh(torch.ones(2))
         assert torch.equal(compiled(), expected)
     torch._dynamo.reset()
+
+
+# -- the lists carried by torch.autocast (what --hmp runs off Gaudi) ----------------------
+
+
+def carried(pair: str) -> AutocastOpLists:
+    bf16, fp32 = (read_op_list(OP_LISTS / name) for name in LIST_PAIRS[pair])
+    precision, how = op_list_precision(bf16, fp32, "cpu")
+    assert isinstance(precision, AutocastOpLists), how
+    return precision
+
+
+def result_dtypes(calls: List[Call]) -> list:
+    return [(call.name, tuple(t.dtype for t in call.result)) for call in calls]
+
+
+@pytest.mark.parametrize("kind", ["squad", "pretraining"])
+@pytest.mark.parametrize("pair", LIST_PAIRS)
+def test_autocast_carries_the_shipped_lists_call_for_call(pair, kind):
+    bf16_ops, fp32_ops = (read_op_list(OP_LISTS / name) for name in LIST_PAIRS[pair])
+    calls, loss, grads = traced_step(kind, precision_from(pair, ReferenceOpListPrecision))
+    precision = carried(pair)
+    for _ in range(2):  # the kernels registered, then already there
+        ours, our_loss, our_grads = traced_step(kind, precision)
+        assert result_dtypes(ours) == result_dtypes(calls)
+        for call in ours:  # and, read from the lists alone, each listed op's own dtype
+            dtype = lists_say(call.name, bf16_ops, fp32_ops)
+            if dtype is not None and not call.name.endswith("_"):
+                assert all(t.dtype == dtype for t in call.result if t.is_floating_point())
+        assert torch.equal(our_loss, loss) and our_loss.dtype == loss.dtype
+        assert all(torch.equal(our_grads[name], grads[name]) for name in grads)
+
+
+def test_outside_the_lists_autocast_keeps_its_own_rules():
+    carried("bert")  # registers kernels for dropout, layer_norm, add...
+    lists = OpListPrecision({"nll_loss"}, set())  # autocast's own rule says fp32
+    precision, how = op_list_precision({"nll_loss"}, set(), "cpu")
+    assert isinstance(precision, AutocastOpLists), how
+    x, target = torch.randn(4, 8), torch.arange(4)
+    with precision:
+        assert F.nll_loss(x, target).dtype == lists.dtype_for("nll_loss") == torch.bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # HuggingFace's, say
+        assert F.nll_loss(x.bfloat16(), target).dtype == torch.float32
+        assert F.dropout(x, 0.1).dtype == torch.float32
+        assert F.layer_norm(x, (8,)).dtype == torch.float32
+        assert (x + x).dtype == torch.float32
+        assert F.layer_norm(x.bfloat16(), (8,)).dtype == torch.bfloat16
+    with precision:  # nested: the inner lists, then the outer ones again
+        with carried("pt"):
+            assert F.nll_loss(x, target).dtype == torch.float32  # on neither list: autocast's
+        assert F.nll_loss(x, target).dtype == torch.bfloat16
+    assert F.nll_loss(x.bfloat16(), target).dtype == torch.bfloat16  # no autocast at all
+
+
+@pytest.mark.parametrize(
+    "lists, why",
+    [
+        (({"add_"}, set()), "'add_' is in place"),
+        ((set(), {"conv1d"}), "autocast on cpu has a rule for 'conv1d' that this cannot check"),
+    ],
+)
+def test_lists_autocast_cannot_carry_run_in_the_mode(lists, why):
+    precision, how = op_list_precision(*lists, "cpu")
+    assert type(precision) is OpListPrecision and why in how
+    with pytest.raises(NotCarried, match=re.escape(why)):
+        AutocastOpLists(OpListPrecision(*lists), "cpu")
+
+
+def python_calls_in(module, precision, op: Callable) -> List[str]:
+    """The functions of `module` that run while `op()` runs under `precision`."""
+    with precision:
+        op()
+    names = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename == module.__file__:
+            names.append(frame.f_code.co_name)
+
+    with precision:
+        sys.setprofile(profile)
+        try:
+            op()
+        finally:
+            sys.setprofile(None)
+    return names
+
+
+def test_autocast_runs_python_for_the_cast_ops_only():
+    precision = carried("pt")
+    x, weight = torch.randn(2, 4), nn.Parameter(torch.randn(3, 4))
+    for op in (lambda: F.linear(x, weight), lambda: x.view(8), lambda: torch.tanh(x)):
+        assert python_calls_in(autocast_lists, precision, op) == []
+    for op in (lambda: F.dropout(x, 0.1), lambda: F.gelu(x)):  # autocast leaves them alone
+        assert python_calls_in(autocast_lists, precision, op) == ["_cast_then_call"]
+        with precision:
+            assert op().dtype == torch.bfloat16
+
+
+def test_a_compiled_step_takes_the_mode_which_it_compiles_away():
+    bf16, fp32 = (read_op_list(OP_LISTS / name) for name in LIST_PAIRS["pt"])
+    precision, how = op_list_precision(bf16, fp32, "cpu", graph=True)
+    assert type(precision) is OpListPrecision and "compiled graph" in how

@@ -38,10 +38,13 @@ _is_compiling = torch.compiler.is_compiling
 _DUNDER = re.compile(r"^__(\w+?)__$")
 _IN_PLACE_OPERATORS = {"iadd", "isub", "imul", "itruediv"}
 # Composite functions and the ops HMP sees them as: one counts as fp32 when any part is
-# on the fp32 list, as bf16 when every part is on the bf16 list.
+# on the fp32 list, as bf16 when every part is on the bf16 list. Attention counts as its
+# matmuls: every scaled_dot_product_attention kernel, given bf16, multiplies in bf16 and
+# takes the softmax in fp32, which is what "matmul" in bf16 with "softmax" in either list
+# asks for (bf16 products, a softmax at least as precise as listed).
 COMPOSITES = {
     "cross_entropy": ("log_softmax", "nll_loss"),
-    "scaled_dot_product_attention": ("matmul", "softmax"),
+    "scaled_dot_product_attention": ("matmul",),
 }
 
 # What a call does: None to pass it through, else (dtype, in place, _CastNeeded for dtype).

@@ -9,8 +9,9 @@ everything. `config` is the script's frozen config; what is read here (``device`
 
 Modes: eager as is; graph compiles the step with `torch.compile`; lazy is Habana's lazy
 graph mode (`Run.mark_step` cuts the graph where upstream does). bf16 follows the op
-lists (``--hmp --hmp_bf16 --hmp_fp32``): Habana's HMP on Gaudi,
-`bertfam.torch.hmp.OpListPrecision` elsewhere (`Run.precision`).
+lists (``--hmp --hmp_bf16 --hmp_fp32``): Habana's HMP on Gaudi; elsewhere
+``torch.autocast`` carrying the lists where it can (`bertfam.torch.autocast_lists`), else
+`bertfam.torch.hmp.OpListPrecision` (`Run.precision`).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from bertfam.devices import choose_device
 from bertfam.errors import UserError
 from bertfam.launch import LaunchEnv, detect_launch_env
 from bertfam.plot_metrics import plot_metrics
+from bertfam.precision import read_op_list
 from bertfam.runlog import RunLog, read_metrics
+from bertfam.torch.autocast_lists import op_list_precision
 from bertfam.torch.distributed import init_distributed
-from bertfam.torch.hmp import OpListPrecision
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class Run:
     kind: str  # hpu, gpu or cpu
     launch: LaunchEnv
     habana_hmp: Optional[object] = None  # habana_frameworks' hmp module, when it casts
-    op_lists: Optional[OpListPrecision] = None  # the casts elsewhere
+    op_lists: Optional[contextlib.AbstractContextManager] = None  # the casts elsewhere
 
     @property
     def is_main(self) -> bool:
@@ -130,7 +132,13 @@ def start_run(config, seed_per_rank: bool = False) -> Run:
         )
         run.habana_hmp = hmp
     elif config.hmp:
-        run.op_lists = OpListPrecision.from_files(config.hmp_bf16, config.hmp_fp32)
+        run.op_lists, how = op_list_precision(
+            read_op_list(config.hmp_bf16),
+            read_op_list(config.hmp_fp32),
+            device.type,
+            graph=config.mode == "graph",
+        )
+        log.info("bf16 op lists on %s: %s", device.type, how)
     if run.is_main:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
     log.info(
