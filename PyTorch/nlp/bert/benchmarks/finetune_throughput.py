@@ -4,6 +4,7 @@
     python benchmarks/finetune_throughput.py                      # all-MiniLM-L6-v2 sizes
     python benchmarks/finetune_throughput.py --config base --batch_size 4 --steps 3
     python benchmarks/finetune_throughput.py --config tiny --steps 2 --rounds 1   # smoke test
+    python benchmarks/finetune_throughput.py --device cuda --precision bf16 --batch_size 32
 
 Needs the test requirements (``pip install -r tests/requirements.txt``).
 
@@ -18,7 +19,8 @@ the same with the model under ``torch.compile``. Same config, dropout 0.1, one f
 ``loss.item()`` every step. After ``--warmup`` untimed updates (compiles included), rounds
 of ``--steps`` timed updates rotate through the four variants; each figure is the median
 over rounds of sequences per second. Not measured: data loading, checkpoints, logging,
-evaluation, compile time.
+evaluation, compile time. bf16 is ours with ``--hmp`` (the folder's fine-tuning op lists,
+``bf16_config/ops_*_bert.txt``), HF's under ``torch.autocast(bfloat16)``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from harness import benchmark_config, median_rates  # noqa: E402
 
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
+from bertfam.precision import read_op_list  # noqa: E402
 from bertfam.torch.args import FinetuneConfig  # noqa: E402
+from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
 from bertfam.torch.checkpoint import SavedModel  # noqa: E402
 from bertfam.torch.finetune import (  # noqa: E402
     Run,
@@ -62,7 +66,7 @@ def batch(config: BertConfig, size: int, length: int) -> dict:
     }
 
 
-def ours(config: BertConfig, data: dict, graph: bool):
+def ours(config: BertConfig, data: dict, device: torch.device, bf16: bool, graph: bool):
     settings = FinetuneConfig(
         model_name_or_path="-",
         output_dir="/tmp/unused",
@@ -71,7 +75,15 @@ def ours(config: BertConfig, data: dict, graph: bool):
         use_fused_adam=True,
         use_fused_clip_norm=True,
     )
-    run = Run(settings, torch.device("cpu"), "cpu", detect_launch_env({}))
+    run = Run(settings, device, "gpu" if device.type == "cuda" else "cpu", detect_launch_env({}))
+    if bf16:  # as start_run sets them up for --hmp
+        run.op_lists, how = op_list_precision(
+            read_op_list(FOLDER / "bf16_config" / "ops_bf16_bert.txt"),
+            read_op_list(FOLDER / "bf16_config" / "ops_fp32_bert.txt"),
+            device.type,
+            graph=graph,
+        )
+        print(f"ours, bf16: {how}", file=sys.stderr)
     torch.manual_seed(0)
     model = modeling.BertForQuestionAnswering(config)
 
@@ -89,12 +101,12 @@ def ours(config: BertConfig, data: dict, graph: bool):
     return lambda: trainer.update(rows, arrays, optimizer, scheduler, clip).item()
 
 
-def huggingface(config: BertConfig, data: dict, graph: bool):
+def huggingface(config: BertConfig, data: dict, device: torch.device, bf16: bool, graph: bool):
     from transformers import BertConfig as HFConfig
     from transformers import BertForQuestionAnswering
 
     torch.manual_seed(0)
-    model = BertForQuestionAnswering(HFConfig(**config.to_dict())).train()
+    model = BertForQuestionAnswering(HFConfig(**config.to_dict())).to(device).train()
     forward = torch.compile(model) if graph else model
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
@@ -106,8 +118,12 @@ def huggingface(config: BertConfig, data: dict, graph: bool):
     optimizer = torch.optim.AdamW(groups, lr=5e-5, eps=1e-8)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
+    inputs = {name: tensor.to(device) for name, tensor in data.items()}
+    precision = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
     def step():
-        loss = forward(**data).loss
+        with precision:
+            loss = forward(**inputs).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -121,6 +137,8 @@ def huggingface(config: BertConfig, data: dict, graph: bool):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", choices=CONFIGS, default="minilm")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--seq_length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
@@ -129,16 +147,23 @@ def main() -> None:
     args = parser.parse_args()
     config = benchmark_config(args.config)
     data = batch(config, args.batch_size, args.seq_length)
+    device, bf16 = torch.device(args.device), args.precision == "bf16"
     variants = {
-        "ours eager": ours(config, data, graph=False),
-        "HF eager": huggingface(config, data, graph=False),
-        "ours graph": ours(config, data, graph=True),
-        "HF graph": huggingface(config, data, graph=True),
+        "ours eager": ours(config, data, device, bf16, graph=False),
+        "HF eager": huggingface(config, data, device, bf16, graph=False),
+        "ours graph": ours(config, data, device, bf16, graph=True),
+        "HF graph": huggingface(config, data, device, bf16, graph=True),
     }
-    median = median_rates(variants, args.batch_size, args.steps, args.rounds, args.warmup)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    median = median_rates(
+        variants, args.batch_size, args.steps, args.rounds, args.warmup, synchronize
+    )
+    where = torch.cuda.get_device_name() if device.type == "cuda" else (
+        f"{torch.get_num_threads()} threads"
+    )  # fmt: skip
     print(
-        f"config {args.config}, batch {args.batch_size}, seq {args.seq_length}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"config {args.config}, {args.precision}, batch {args.batch_size}, seq "
+        f"{args.seq_length}, {where}, torch {torch.__version__}"
     )
     for name, value in median.items():
         print(f"{name:>10}: {value:8.2f} sequences/s")

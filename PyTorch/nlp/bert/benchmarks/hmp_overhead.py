@@ -205,7 +205,7 @@ def main() -> None:
         found = differences(loss, reference, other)
         print(f"calls a forward where {label} computes in another dtype than the reference: "
               f"{sum(found.values())}")  # fmt: skip
-        for (name, ours, theirs), count in sorted(found.items()):
+        for (name, ours, theirs), count in sorted(found.items(), key=str):  # dtypes: no <
             why = "listed" if fast.dtype_for(name) else "on no list: follows what it is given"
             print(f"{name:>16}: lists {short(ours)}, {label} {short(theirs)}, {count} ({why})")
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None

@@ -22,6 +22,8 @@ mode (about 1 us for a C function such as ``F.linear``, 3.5 us for a Python one 
 ``F.layer_norm``); ``benchmarks/hmp_overhead.py`` measures it. Under ``torch.compile`` the
 rules are traced into the graph and cost nothing per call. `ReferenceOpListPrecision` is
 the same rules applied by name at every call, kept for the tests to compare against.
+In eager mode ``--hmp`` runs the lists through ``torch.autocast`` where it can
+(`bertfam.torch.autocast_lists`), which leaves Python out of most calls.
 """
 
 from __future__ import annotations
