@@ -18,9 +18,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bertfam.bert_config import BertConfig
-from bertfam.tf.bf16 import FP32, Bf16Policy, to_float32
+from bertfam.tf.bf16 import FP32, Bf16Policy
 from bertfam.tf.encoder import TransformerEncoder
-from bertfam.tf.layers import SquadHead, dropout, truncated_normal
+from bertfam.tf.layers import ClassifierHead, SquadHead
 from bertfam.tf.pretraining_heads import MaskedLmHead, NextSentenceHead
 
 SCOPE = "bert"
@@ -66,21 +66,12 @@ class BertForSequenceClassification(tf.Module):
     ):
         super().__init__(name="bert_classifier")
         self.bert = BertModel(config, precision=precision)
-        self.precision = precision
-        self.dropout_before_logits = dropout_before_logits
-        self.output_weights = tf.Variable(
-            truncated_normal(config)([num_labels, config.hidden_size]), name="output_weights"
-        )
-        self.output_bias = tf.Variable(tf.zeros([num_labels]), name="output_bias")
+        self.classifier = ClassifierHead(config, num_labels, dropout_before_logits, precision)
 
     def __call__(self, input_ids, input_mask, segment_ids, training: bool = False) -> tf.Tensor:
         """Logits [batch, num_labels], in float32."""
-        p = self.precision
         _, pooled = self.bert(input_ids, input_mask, segment_ids, training)
-        pooled = dropout(pooled, self.dropout_before_logits, training, p)
-        matmul = lambda x, w: tf.matmul(x, w, transpose_b=True)  # noqa: E731
-        logits = p("MatMul", matmul, pooled, self.output_weights)
-        return to_float32(p("BiasAdd", tf.nn.bias_add, logits, self.output_bias))
+        return self.classifier(pooled, training)
 
 
 class BertForPreTraining(tf.Module):

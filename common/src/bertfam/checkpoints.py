@@ -19,6 +19,8 @@ names keep their path (dots as slashes), so they show up by name among the unuse
 HuggingFace DistilBERT to the object paths of HuggingFace's TF DistilBERT, which
 Habana's loader matches (``distilbert/transformer/layer/3/attention/q_lin/kernel``; the
 word and position tables are ``distilbert/embeddings/weight`` and ``.../embeddings``).
+`ALBERT_TABLE` maps HuggingFace ALBERT to Google's ALBERT names (one shared layer under
+``bert/encoder/transformer/group_0/inner_group_0``).
 A model folder's ``model_type`` picks the table (`HF_TABLES`).
 
 Also here: reading a HuggingFace model folder (config.json + model.safetensors or
@@ -186,8 +188,54 @@ DISTILBERT_TABLE = NameTable(
     bare_scopes=("embeddings.", "transformer."),
 )
 
+# ALBERT's one shared layer (upstream-surface.md §8.3): HuggingFace's group 0, layer 0 is
+# Google's group_0/inner_group_0, whose two layer norms are the default-named
+# LayerNorm and LayerNorm_1.
+_ALBERT_LAYER = "bert/encoder/transformer/group_0/inner_group_0"
+ALBERT_TABLE = NameTable(
+    rows=(
+        ("albert.embeddings.word_embeddings", "bert/embeddings/word_embeddings", TABLE),
+        ("albert.embeddings.position_embeddings", "bert/embeddings/position_embeddings", TABLE),
+        ("albert.embeddings.token_type_embeddings", "bert/embeddings/token_type_embeddings", TABLE),
+        ("albert.embeddings.LayerNorm", "bert/embeddings/LayerNorm", NORM),
+        (
+            "albert.encoder.embedding_hidden_mapping_in",
+            "bert/encoder/embedding_hidden_mapping_in",
+            DENSE,
+        ),
+        *_layer_rows(
+            "albert.encoder.albert_layer_groups.0.albert_layers.0",
+            _ALBERT_LAYER,
+            (
+                ("attention.query", "attention_1/self/query", DENSE),
+                ("attention.key", "attention_1/self/key", DENSE),
+                ("attention.value", "attention_1/self/value", DENSE),
+                ("attention.dense", "attention_1/output/dense", DENSE),
+                ("attention.LayerNorm", "LayerNorm", NORM),
+                ("ffn", "ffn_1/intermediate/dense", DENSE),
+                ("ffn_output", "ffn_1/intermediate/output/dense", DENSE),
+                ("full_layer_layer_norm", "LayerNorm_1", NORM),
+            ),
+        ),
+        ("albert.pooler", "bert/pooler/dense", DENSE),
+        ("predictions.dense", "cls/predictions/transform/dense", DENSE),
+        ("predictions.LayerNorm", "cls/predictions/transform/LayerNorm", NORM),
+        ("predictions", "cls/predictions", HEAD),  # only the bias: the decoder is tied
+        ("sop_classifier.classifier", "cls/seq_relationship", HEAD),
+        ("qa_outputs", "cls/squad", HEAD),
+        ("classifier", "", HEAD),  # Google keeps the classifier at top level
+    ),
+    root="albert.",
+    bare_scopes=("embeddings.", "encoder.", "pooler."),
+    skipped=r"(^|\.)(position_ids|token_type_ids)$|^predictions\.decoder\.(weight|bias)$",
+)
+
 # Which table reads a HuggingFace folder, by its config.json ``model_type``.
-HF_TABLES: Dict[str, NameTable] = {"bert": BERT_TABLE, "distilbert": DISTILBERT_TABLE}
+HF_TABLES: Dict[str, NameTable] = {
+    "albert": ALBERT_TABLE,
+    "bert": BERT_TABLE,
+    "distilbert": DISTILBERT_TABLE,
+}
 
 
 @dataclass(frozen=True)

@@ -217,3 +217,34 @@ class SquadHead(tf.Module):
             logits = p("BatchMatMulV2", matmul, sequence_output, self.output_weights)
             logits = to_float32(p("BiasAdd", tf.nn.bias_add, logits, self.output_bias))
         return logits[:, :, 0], logits[:, :, 1]
+
+
+class ClassifierHead(tf.Module):
+    """Google's classifier head (BERT's and ALBERT's run_classifier.py): dropout on the
+    pooled output, then the top-level ``output_weights`` [labels, H] and ``output_bias``.
+
+    HuggingFace's ``classifier`` Linear is the same matrix, not transposed.
+    """
+
+    def __init__(
+        self,
+        config: BertConfig,
+        num_labels: int,
+        dropout_before_logits: float = 0.1,
+        precision: Bf16Policy = FP32,
+    ):
+        super().__init__(name="classifier")
+        self.precision = precision
+        self.dropout_before_logits = dropout_before_logits
+        self.output_weights = tf.Variable(
+            truncated_normal(config)([num_labels, config.hidden_size]), name="output_weights"
+        )
+        self.output_bias = tf.Variable(tf.zeros([num_labels]), name="output_bias")
+
+    def __call__(self, pooled_output: tf.Tensor, training: bool) -> tf.Tensor:
+        """Logits [batch, num_labels], in float32."""
+        p = self.precision
+        pooled = dropout(pooled_output, self.dropout_before_logits, training, p)
+        matmul = lambda x, w: tf.matmul(x, w, transpose_b=True)  # noqa: E731
+        logits = p("MatMul", matmul, pooled, self.output_weights)
+        return to_float32(p("BiasAdd", tf.nn.bias_add, logits, self.output_bias))
