@@ -44,14 +44,13 @@ def common(session: nox.Session) -> None:
     run_pytest(session, ROOT / "common" / "tests")
 
 
-def tensorflow_model(session: nox.Session, name: str, horovod: bool = True) -> None:
+def tensorflow_model(session: nox.Session, name: str) -> None:
     """TensorFlow/nlp/<name>, installed from its own requirements files as a user would,
-    with Horovod for its multi-worker tests (a folder without any skips the build)."""
+    with Horovod for its multi-worker tests."""
     folder = ROOT / "TensorFlow" / "nlp" / name
     session.chdir(folder)  # requirements.txt paths are relative to the folder
     session.install("-r", "requirements.txt", "-r", "tests/requirements.txt")
-    if horovod:
-        install_horovod(session)
+    install_horovod(session)
     run_pytest(session, folder / "tests")
 
 
@@ -67,8 +66,7 @@ def tensorflow_distilbert(session: nox.Session) -> None:
 
 @nox.session
 def tensorflow_albert(session: nox.Session) -> None:
-    # The network, its checkpoints, bf16 and the download so far: no multi-worker test yet.
-    tensorflow_model(session, "albert", horovod=False)
+    tensorflow_model(session, "albert")
 
 
 @nox.session

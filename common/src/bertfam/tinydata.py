@@ -90,6 +90,39 @@ def vocab_file(path: Path) -> Path:
     return path
 
 
+def sentencepiece_model(path: Path, vocab_size: int = 100, seed: int = 0) -> Path:
+    """A SentencePiece model with ALBERT's special pieces (``<pad>`` 0, ``<unk>`` 1,
+    ``[CLS]``, ``[SEP]``, ``[MASK]``), trained in a second on the sentences of
+    `squad_file`'s vocabulary; `path` is the model file (``.model``), whose ``.vocab``
+    is written beside it as ALBERT's ``30k-clean.vocab`` is."""
+    import sentencepiece as spm
+
+    rng = random.Random(seed)
+    words = TEAMS + CUPS + FILLER + [str(1990 + i) for i in range(30)]
+    lines = []
+    for _ in range(400):
+        team, cup = rng.choice(TEAMS).title(), rng.choice(CUPS)
+        lines.append(f"After a long season, {team} won the {cup} in {1990 + rng.randrange(30)}.")
+        lines.append(f"Who won the {cup}? " + " ".join(rng.choice(words) for _ in range(8)))
+    corpus = path.with_suffix(".txt")
+    corpus.write_text("\n".join(lines) + "\n")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(path.with_suffix("")),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        control_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        num_threads=1,
+        minloglevel=2,
+    )
+    corpus.unlink()
+    return path
+
+
 def bert_config_file(path: Path, vocab_size: int, **overrides) -> Path:
     config = {
         "vocab_size": vocab_size,

@@ -33,7 +33,7 @@ from bertfam.tokenization import Tokenizer, load_tokenizer
 def _model_and_tokenizer(config: RunConfig, recipe: ModelRecipe):
     model_config = recipe.read_config(config.model_config_file)
     return model_config, lambda: load_tokenizer(
-        config.vocab_file, config.do_lower_case, model_config, recipe.tokenizer
+        config.tokenizer_file, config.do_lower_case, model_config, recipe.tokenizer
     )
 
 

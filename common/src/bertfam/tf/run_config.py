@@ -61,6 +61,11 @@ class RunConfig(TrainingConfig):
     epsilon: float = 1e-6
     clip_norm: float = 1.0
 
+    @property
+    def tokenizer_file(self) -> str:
+        """What the tokenizer loads: --vocab_file (ALBERT's scripts: --spm_model_file)."""
+        return self.vocab_file
+
     def train_steps(self, num_examples: int, world_size: int) -> int:
         """--num_train_steps, else Google's int(examples / global batch * epochs)."""
         if self.num_train_steps:

@@ -103,23 +103,29 @@ def _predict(config: SquadRunConfig, model, tokenizer, examples, workers: Worker
     features = config.features(tokenizer, examples, is_training=False)
     log.info("***** Running predictions *****")
     log.info("  Num orig examples = %d, num split examples = %d", len(examples), len(features))
+    starts, ends = window_logits(model, features, config.predict_batch_size, workers)
+    return config.predictions(examples, features, starts, ends)
+
+
+def window_logits(model, features, batch_size: int, workers: Workers):
+    """(start_logits, end_logits), float [F, L]: the span model on every window."""
 
     @tf.function
     def logits(input_ids, input_mask, segment_ids):
         return model(input_ids, input_mask, segment_ids, training=False)
 
     starts, ends = [], []
-    batches = math.ceil(len(features) / config.predict_batch_size)
+    batches = math.ceil(len(features) / batch_size)
     for index in progress(
         range(batches), desc="predict", unit="batch", enabled=workers.is_main_process
     ):
-        window = slice(index * config.predict_batch_size, (index + 1) * config.predict_batch_size)
+        window = slice(index * batch_size, (index + 1) * batch_size)
         start, end = logits(
             features.input_ids[window], features.input_mask[window], features.segment_ids[window]
         )
         starts.append(start.numpy())
         ends.append(end.numpy())
-    return config.predictions(examples, features, np.concatenate(starts), np.concatenate(ends))
+    return np.concatenate(starts), np.concatenate(ends)
 
 
 def _evaluate(config: SquadRunConfig, answers: dict, output_dir: Path, run_log: RunLog) -> dict:
