@@ -40,8 +40,7 @@ RECIPE = ModelRecipe(
     classifier_model=classifier_model,
     pretraining_model=pretraining_model,
     checkpoint_table=ALBERT_TABLE,
-    # google-research/albert's Estimator keeps every checkpoint (keep_checkpoint_max=0):
-    # run_squad_v1.py evaluates each one and keeps the best. Its optimization.py decays
-    # from the peak rate (Google BERT's curve), not Habana BERT's adjusted one.
-    fixed={"keep_checkpoint_max": 0, "schedule": "google"},
+    # google-research/albert's optimization.py decays from the peak rate (Google BERT's
+    # curve), not Habana BERT's adjusted one.
+    fixed={"schedule": "google"},
 )

@@ -25,35 +25,37 @@ reshape-matmul compute the same dense layers).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import os
 import random
-import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from absl import flags
+from best_checkpoint import (
+    BEST,
+    checkpoint_steps,
+    copy_to_best,
+    has_best,
+    load_weights,
+    remove_checkpoint,
+)
+from checks import check_vocab_file, named_if_bert, refuse_given
+from feature_cache import FeatureCache, feature_file_names, fingerprint
 
 from bertfam.checkpoints import CheckpointError
-from bertfam.errors import FlagError, UserError
+from bertfam.errors import FlagError
 from bertfam.squad.features import SquadFeatures
 from bertfam.squad.run import EVAL_RESULTS_FILE
-from bertfam.tf.flags import config_from_flags, define_squad_flags
+from bertfam.tf.flags import define_squad_flags
 from bertfam.tf.prepare import PreparedSquad, prepare_squad
 from bertfam.tf.recipe import ModelRecipe
 from bertfam.tf.run_config import SHUFFLE_SEED, SquadRunConfig
 from bertfam.tf.scripts import TaskScript
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT = re.compile(r"^model\.ckpt-(\d+)\.index$")
-BEST = "model.ckpt-best"
-FEATURE_FORMAT = 1  # bump when the feature arrays or their meaning change
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +67,8 @@ class SquadV1RunConfig(SquadRunConfig):
     predict_feature_file: Optional[str] = None
     predict_feature_left_file: Optional[str] = None
     save_checkpoints_steps: int = 5000
+    # Upstream's Estimator keeps every checkpoint; predicting scores each and keeps the best.
+    keep_checkpoint_max: int = 0
 
     @property
     def tokenizer_file(self) -> str:
@@ -93,13 +97,14 @@ def define_squad_v1_flags(recipe: ModelRecipe) -> None:
 
 def squad_v1_values(values) -> None:
     """Refuse what upstream accepts but we do not do; fold ALBERT's names into ours."""
-    for flag, why in (
-        ("albert_hub_module_handle", "TF-Hub modules are not supported: pass --init_checkpoint"),
-        ("export_dir", "SavedModel/TFLite export is not supported yet"),
-        ("input_file", "pre-generated records are not read: pass --train_feature_file"),
-    ):
-        if getattr(values, flag):
-            raise FlagError(f"--{flag}: {why}")
+    refuse_given(
+        values,
+        {
+            "albert_hub_module_handle": "TF-Hub modules are not supported: pass --init_checkpoint",
+            "export_dir": "SavedModel/TFLite export is not supported yet",
+            "input_file": "pre-generated records are not read: pass --train_feature_file",
+        },
+    )
     if values["do_eval"].present:
         raise FlagError(
             "--do_eval: run_squad_v1.py always scores its predictions (as upstream); drop it"
@@ -109,18 +114,16 @@ def squad_v1_values(values) -> None:
         values.num_train_steps = values.train_steps
 
 
-@dataclass(frozen=True)
-class SquadV1Script(TaskScript):
-    def config_from_flags(self):
-        squad_v1_values(flags.FLAGS)
-        return config_from_flags(self.config_class, flags.FLAGS, self.recipe)
-
-
 def squad_v1_script(recipe: ModelRecipe) -> TaskScript:
     """google-research/albert's ``run_squad_v1.py`` for `recipe`'s span model."""
     define_squad_v1_flags(recipe)
-    return SquadV1Script(
-        recipe, SquadV1RunConfig, prepare_squad_v1, run_squad_v1, "run_squad_v1.py"
+    return TaskScript(
+        recipe,
+        SquadV1RunConfig,
+        prepare_squad_v1,
+        run_squad_v1,
+        "run_squad_v1.py",
+        fold_flags=squad_v1_values,
     )
 
 
@@ -143,106 +146,21 @@ def prepare_squad_v1(config: SquadV1RunConfig, recipe: ModelRecipe) -> PreparedS
     return prepared
 
 
-def check_vocab_file(vocab_file: str, tokenizer) -> None:
-    """``--vocab_file`` (``30k-clean.vocab``: a piece and its score a line) must list the
-    SentencePiece model's pieces, in its order."""
-    try:
-        lines = Path(vocab_file).read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise FlagError(f"--vocab_file={vocab_file}: cannot read it ({error.strerror})") from None
-    pieces = [line.split("\t", 1)[0] for line in lines if line]
-    model_pieces = tokenizer.convert_ids_to_tokens(range(tokenizer.vocab_size))
-    if pieces != model_pieces:
-        where = next(
-            (i for i, (a, b) in enumerate(zip(pieces, model_pieces)) if a != b),
-            min(len(pieces), len(model_pieces)),
-        )
-        raise FlagError(
-            f"--vocab_file={vocab_file} does not match --spm_model_file={tokenizer.model_file}"
-            f" ({len(pieces)} pieces against {len(model_pieces)}; they differ from piece "
-            f"{where}): pass the .vocab that ships with the model"
-        )
-
-
 # -- feature files ------------------------------------------------------------------------
 
 
-class FeatureCache:
-    """Features kept in the files the flags name, for a rerun with the same inputs.
-
-    Each file is a NumPy archive holding some of the `SquadFeatures` arrays and a
-    fingerprint of what made them (the SQuAD file, the SentencePiece model, the settings
-    and the training flag). A rerun whose fingerprint matches reads them; one whose
-    does not rebuilds them, saying so. A file that is not such an archive is refused
-    rather than overwritten. Files are replaced whole (written beside, then renamed).
-    """
-
-    def __init__(self, parts: Sequence[Tuple[str, Sequence[str]]], fingerprint: str):
-        self.parts = [(Path(path), fields) for path, fields in parts]  # (file, its arrays)
-        self.fingerprint = fingerprint
-
-    def load_or_build(self, build: Callable[[], SquadFeatures], write: bool) -> SquadFeatures:
-        names = ", ".join(str(path) for path, _ in self.parts)
-        stored = [self._read(path) for path, _ in self.parts]
-        if all(s is not None and str(s.pop("fingerprint")) == self.fingerprint for s in stored):
-            log.info("Reusing the features in %s", names)
-            return SquadFeatures(**{key: value for s in stored for key, value in s.items()})
-        if any(s is not None for s in stored):
-            log.warning("%s: written for other inputs or settings; rebuilding", names)
-        features = build()
-        if write:
-            for path, fields in self.parts:
-                self._write(path, {key: getattr(features, key) for key in fields})
-        return features
-
-    def _read(self, path: Path) -> Optional[Dict[str, np.ndarray]]:
-        if feature_file_names(path) is None:
-            return None
-        with np.load(path, allow_pickle=False) as stored:
-            return {key: stored[key] for key in stored.files}
-
-    def _write(self, path: Path, arrays: Dict[str, np.ndarray]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "wb") as handle:  # a handle: np.savez would append .npz
-            np.savez(handle, fingerprint=np.array(self.fingerprint), **arrays)
-        os.replace(partial, path)
-        log.info("Wrote features to %s", path)
-
-
-def feature_file_names(path: Path) -> Optional[List[str]]:
-    """The arrays a feature file of ours holds (None: no such file); anything else there
-    is refused rather than overwritten."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            names = list(stored.files)
-    except (OSError, ValueError, EOFError):
-        names = []
-    if "fingerprint" not in names:
-        raise UserError(
-            f"{path} exists and is not a feature file of this script: remove it or "
-            "name another file"
-        )
-    return names
-
-
 def feature_fingerprint(config: SquadV1RunConfig, squad_file: str, is_training: bool) -> str:
-    digest = hashlib.sha256()
-    for path in (squad_file, config.spm_model_file):
-        digest.update(Path(path).read_bytes())
-    settings = dict(
-        format=FEATURE_FORMAT,
-        is_training=is_training,
-        shuffle_seed=SHUFFLE_SEED if is_training else None,
-        do_lower_case=config.do_lower_case,
-        max_seq_length=config.max_seq_length,
-        doc_stride=config.doc_stride,
-        max_query_length=config.max_query_length,
+    return fingerprint(
+        [squad_file, config.spm_model_file],
+        dict(
+            is_training=is_training,
+            shuffle_seed=SHUFFLE_SEED if is_training else None,
+            do_lower_case=config.do_lower_case,
+            max_seq_length=config.max_seq_length,
+            doc_stride=config.doc_stride,
+            max_query_length=config.max_query_length,
+        ),
     )
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    return digest.hexdigest()
 
 
 TRAINING_FIELDS = ("input_ids", "input_mask", "segment_ids", "start_positions", "end_positions")
@@ -256,6 +174,7 @@ def train_features(config, tokenizer, examples, write: bool) -> SquadFeatures:
         return build()
     fields = ("unique_ids", "example_index", *TRAINING_FIELDS)
     cache = FeatureCache(
+        SquadFeatures,
         [(config.train_feature_file, fields)],
         feature_fingerprint(config, config.train_file, is_training=True),
     )
@@ -264,6 +183,7 @@ def train_features(config, tokenizer, examples, write: bool) -> SquadFeatures:
 
 def predict_features(config, tokenizer, examples, write: bool) -> SquadFeatures:
     cache = FeatureCache(
+        SquadFeatures,
         [
             (config.predict_feature_file, PREDICT_INPUTS),
             (config.predict_feature_left_file, PREDICT_LEFT),
@@ -326,22 +246,6 @@ def run_squad_v1(config: SquadV1RunConfig, prepared: PreparedSquad, recipe: Mode
     return total_steps
 
 
-def named_if_bert(error: CheckpointError, init_checkpoint: Optional[str]) -> CheckpointError:
-    """`error`, saying so first when --init_checkpoint is a BERT checkpoint (one
-    ``bert/encoder/layer_N`` per layer, where ALBERT shares one)."""
-    import tensorflow as tf
-
-    if init_checkpoint and Path(f"{init_checkpoint}.index").is_file():
-        names = [name for name, _ in tf.train.list_variables(init_checkpoint)]
-        if any(re.match(r"bert/encoder/layer_\d+/", name) for name in names):
-            return CheckpointError(
-                f"--init_checkpoint={init_checkpoint} is a BERT checkpoint (a "
-                "bert/encoder/layer_N per layer), not ALBERT's (one shared "
-                f"bert/encoder/transformer/group_0/inner_group_0): {error}"
-            )
-    return error
-
-
 class CheckpointEvaluation:
     """Upstream's predict loop: score each checkpoint in step order, keep the best as
     ``model.ckpt-best``, and finish with the best one's predictions and scores."""
@@ -365,19 +269,19 @@ class CheckpointEvaluation:
             "  Num orig examples = %d, num split examples = %d", len(examples), len(self.features)
         )
         self.workers = workers
-        steps = self._checkpoint_steps()
-        if not steps and not (self.output_dir / f"{BEST}.index").exists():
+        steps = checkpoint_steps(self.output_dir)
+        if not steps and not has_best(self.output_dir):
             # Nothing trained here: score the weights the run started from.
             scores, _ = self._score(None)
             self._write_scores(scores)
             self._write_results()
             return scores
         best_f1, best_step = -1.0, -1
-        if (self.output_dir / f"{BEST}.index").exists():
+        if has_best(self.output_dir):
             scores, best_step = self._score(self.output_dir / BEST)
             best_f1 = scores["f1"]
         newest = max(steps, default=None)
-        for step in sorted(steps):
+        for step in steps:
             prefix = self.output_dir / f"model.ckpt-{step}"
             if step <= best_step:
                 continue
@@ -385,10 +289,11 @@ class CheckpointEvaluation:
             self._write_scores(scores)
             if scores["f1"] > best_f1:
                 best_f1, best_step = scores["f1"], step
-                self._copy_to_best(prefix)
+                for source, target in copy_to_best(prefix):
+                    self.lines.append(f"saved {source} to {target}")
             self.lines.append(f"best f1 = {best_f1}")
             if step != newest:  # scored, and copied if best; the newest stays for a rerun
-                self._remove(prefix)
+                remove_checkpoint(prefix)
             self.lines.append("=" * 50)
         scores, step = self._score(self.output_dir / BEST)
         log.info("***** Final Eval results *****")
@@ -397,26 +302,13 @@ class CheckpointEvaluation:
         self._write_results(final_newline=False)
         return scores
 
-    def _checkpoint_steps(self) -> List[int]:
-        names = os.listdir(self.output_dir) if self.output_dir.is_dir() else []
-        return [int(m.group(1)) for m in map(CHECKPOINT.match, names) if m]
-
     def _score(self, prefix: Optional[Path]) -> Tuple[dict, int]:
         """The EM/F1 of the weights at `prefix` (None: those loaded), writing their
         predictions; and their global step."""
-        import tensorflow as tf
-
         from bertfam.squad.evaluate import evaluate_v1
         from bertfam.squad.postprocess import write_predictions
-        from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
 
-        step = 0
-        if prefix is not None:
-            weights, description = read_init_checkpoint(str(prefix))
-            step = int(tf.train.load_checkpoint(str(prefix)).get_tensor("global_step"))
-            # The optimizer's slots are in the checkpoint too: only the model's weights.
-            weights = {name: value for name, value in weights.items() if name in self.variables}
-            assign_weights(self.variables, weights, description)
+        step = 0 if prefix is None else load_weights(prefix, self.variables)
         predictions = self._predictions()
         for path in write_predictions(predictions, self.output_dir):
             log.info("wrote %s", path)
@@ -443,19 +335,6 @@ class CheckpointEvaluation:
     def _write_scores(self, scores: dict) -> None:
         for key in sorted(scores):
             self.lines.append(f"{key} = {scores[key]}")
-
-    def _copy_to_best(self, prefix: Path) -> None:
-        for source in sorted(prefix.parent.glob(f"{prefix.name}.*")):
-            target = source.with_name(BEST + source.name[len(prefix.name) :])
-            shutil.copyfile(source, target.with_name(f".{target.name}.partial"))
-            os.replace(target.with_name(f".{target.name}.partial"), target)
-            log.info("saving %s to %s", source, target)
-            self.lines.append(f"saved {source} to {target}")
-
-    def _remove(self, prefix: Path) -> None:
-        for path in prefix.parent.glob(f"{prefix.name}.*"):
-            log.info("removing %s", path)
-            path.unlink()
 
     def _write_results(self, final_newline: bool = True) -> None:
         from bertfam.atomic import write_text

@@ -119,11 +119,15 @@ def _check_ranks(launcher: str, rank: int, size: int, rank_var: str, size_var: s
 def main() -> None:
     """``mpirun -np 2 python -m bertfam.launch``: print what each process sees, as JSON."""
     import json
+    import sys
 
     from bertfam.errors import report_and_exit
 
     try:
-        print(json.dumps(detect_launch_env().__dict__), flush=True)
+        # One write per line: the ranks share stdout, and print() writes the text and the
+        # newline separately, so two ranks' lines could interleave.
+        sys.stdout.write(json.dumps(detect_launch_env().__dict__) + "\n")
+        sys.stdout.flush()
     except LaunchEnvError as error:
         report_and_exit(error, prog="bertfam.launch")
 

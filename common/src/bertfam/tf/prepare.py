@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from bertfam.bert_config import BertConfig
 from bertfam.errors import FlagError
@@ -105,7 +105,18 @@ def check_classifier(config: ClassifierRunConfig, model_config: BertConfig) -> N
         )
 
 
-def prepare_classifier(config: ClassifierRunConfig, recipe: ModelRecipe) -> PreparedClassifier:
+# (split, its examples, how to build their features) -> the features: a model folder's
+# way to keep features between runs (ALBERT's --cached_dir).
+FeatureSource = Callable[[str, list, Callable[[], ClassificationFeatures]], ClassificationFeatures]
+
+
+def _built(split: str, examples: list, build: Callable[[], ClassificationFeatures]):
+    return build()
+
+
+def prepare_classifier(
+    config: ClassifierRunConfig, recipe: ModelRecipe, features_for: FeatureSource = _built
+) -> PreparedClassifier:
     """Read and check every input, and build the features; raises a `UserError` naming
     the first problem."""
     if not (config.do_train or config.do_eval or config.do_predict):
@@ -118,20 +129,26 @@ def prepare_classifier(config: ClassifierRunConfig, recipe: ModelRecipe) -> Prep
     tokenizer = tokenizer()
     label_list = processor.get_labels()
 
-    def features(examples) -> ClassificationFeatures:
-        return convert_examples_to_features(examples, label_list, config.max_seq_length, tokenizer)
+    def features(split: str, examples) -> ClassificationFeatures:
+        return features_for(
+            split,
+            examples,
+            lambda: convert_examples_to_features(
+                examples, label_list, config.max_seq_length, tokenizer
+            ),
+        )
 
     train = eval_ = predict = None
     if config.do_train:
-        train = features(processor.get_train_examples(config.data_dir))
+        train = features("train", processor.get_train_examples(config.data_dir))
         config.train_steps(len(train), world_size=1)  # more workers give fewer, never more
     if config.do_eval:
-        eval_ = features(processor.get_dev_examples(config.data_dir))
+        eval_ = features("eval", processor.get_dev_examples(config.data_dir))
         if len(eval_) == 0:
             raise FlagError(
                 f"--do_eval: the {config.task_name} dev set in --data_dir={config.data_dir} "
                 "has no examples to score"
             )
     if config.do_predict:
-        predict = features(processor.get_test_examples(config.data_dir))
+        predict = features("predict", processor.get_test_examples(config.data_dir))
     return PreparedClassifier(model_config, tokenizer, label_list, train, eval_, predict)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from absl import app, flags
 
@@ -37,8 +37,13 @@ class TaskScript:
     prepare: Callable
     flow: Callable
     prog: str
+    # Refuses what the script accepts but does not do, and folds its own flag names into
+    # the shared ones (ALBERT's --train_step is --num_train_steps), on the parsed flags.
+    fold_flags: Optional[Callable] = None
 
     def config_from_flags(self) -> RunConfig:
+        if self.fold_flags is not None:
+            self.fold_flags(flags.FLAGS)
         return config_from_flags(self.config_class, flags.FLAGS, self.recipe)
 
     def main(self, argv) -> None:
@@ -89,13 +94,6 @@ def prepare_pretraining(config, recipe):
     return prepare_pretraining(config, recipe)
 
 
-@dataclass(frozen=True)
-class PretrainingScript(TaskScript):
-    def config_from_flags(self) -> RunConfig:
-        pretraining_values(flags.FLAGS)
-        return super().config_from_flags()
-
-
 def pretraining_script(recipe: ModelRecipe) -> TaskScript:
     """The upstream TF BERT ``run_pretraining.py`` for `recipe`'s pre-training model."""
     from bertfam.tf.pretraining import PretrainingRunConfig
@@ -104,8 +102,13 @@ def pretraining_script(recipe: ModelRecipe) -> TaskScript:
     flags.DEFINE_string(recipe.config_flag, None, "The model's config JSON (architecture).")
     for name in (recipe.config_flag, "output_dir"):
         flags.mark_flag_as_required(name)
-    return PretrainingScript(
-        recipe, PretrainingRunConfig, prepare_pretraining, run_pretraining, "run_pretraining.py"
+    return TaskScript(
+        recipe,
+        PretrainingRunConfig,
+        prepare_pretraining,
+        run_pretraining,
+        "run_pretraining.py",
+        fold_flags=pretraining_values,
     )
 
 

@@ -1,0 +1,176 @@
+"""run_classifier.py end to end with google-research/albert's flags, on MRPC-format data
+made here and a tiny release (tests/albert_fixtures.py)."""
+
+import re
+
+import numpy as np
+import pytest
+from albert_fixtures import one_line_error, run, tiny_release
+
+from bertfam import tinydata
+from bertfam.glue.metrics import accuracy
+from bertfam.glue.readers import get_processor
+
+RELEASE, MRPC = [], []  # the module's fixtures, for best_checkpoint_logits
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    RELEASE[:] = [tiny_release(tmp_path_factory.mktemp("albert") / "albert_base_v1")]
+    return RELEASE[0]
+
+
+def first_word_pairs(count, seed):
+    """(label, a, b): "1" iff sentence a names one of the first four teams."""
+    rows = []
+    for _, a, b in tinydata.identity_pairs(count, seed):
+        rows.append(("1" if a in tinydata.TEAMS[:4] else "0", f"{a} won", b))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def mrpc(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("glue") / "MRPC"
+    MRPC[:] = [
+        tinydata.write_mrpc(
+            folder, first_word_pairs(64, 1), first_word_pairs(20, 2), first_word_pairs(12, 3)
+        )
+    ]
+    return MRPC[0]
+
+
+def flags(release, mrpc, output_dir, **overrides):
+    values = {
+        "task_name": "MRPC",
+        "data_dir": mrpc,
+        "albert_config_file": release / "albert_config.json",
+        "spm_model_file": release / "30k-clean.model",
+        "vocab_file": release / "30k-clean.vocab",
+        "init_checkpoint": release / "model.ckpt-best",
+        "do_train": "True",
+        "do_eval": "True",
+        "do_predict": "True",
+        "max_seq_length": 32,
+        "train_batch_size": 8,
+        "deterministic_run": "true",
+        "learning_rate": "5e-03",
+        "train_step": 60,
+        "warmup_step": 6,
+        "save_checkpoints_steps": 20,
+        "output_dir": output_dir,
+    }
+    values.update(overrides)
+    return ["run_classifier.py"] + [f"--{key}={value}" for key, value in values.items()]
+
+
+@pytest.fixture(scope="module")
+def trained(release, mrpc, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("mrpc_run")
+    result = run(flags(release, mrpc, output_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output_dir
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def best_checkpoint_logits(output_dir, split):
+    """model.ckpt-best's logits on a split, computed here from the files alone."""
+    import modeling
+    import tensorflow as tf
+
+    from bertfam.albert_config import AlbertConfig
+    from bertfam.glue.features import convert_examples_to_features
+    from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint, variables_by_name
+    from bertfam.tokenization.sentencepiece import SentencePieceTokenizer
+
+    release = RELEASE[0]
+    config = AlbertConfig.from_json_file(release / "albert_config.json").without_dropout()
+    model = modeling.AlbertForSequenceClassification(config, num_labels=2)
+    variables = variables_by_name(model)
+    weights, source = read_init_checkpoint(str(output_dir / "model.ckpt-best"))
+    assign_weights(variables, {k: v for k, v in weights.items() if k in variables}, source)
+    processor = get_processor("mrpc")
+    examples = getattr(processor, f"get_{split}_examples")(str(MRPC[0]))
+    tokenizer = SentencePieceTokenizer(release / "30k-clean.model")
+    features = convert_examples_to_features(examples, ["0", "1"], 32, tokenizer)
+    ids, mask, types = (tf.constant(a) for a in (features.input_ids, features.input_mask,
+                                                 features.segment_ids))  # fmt: skip
+    return model(ids, mask, types, training=False).numpy().astype(np.float64)
+
+
+def evaluated_blocks(output_dir):
+    blocks = (output_dir / "eval_results.txt").read_text().split("=" * 50 + "\n")
+    assert blocks[-1] == ""
+    return [dict(re.findall(r"^(\S+) = (\S+)$", block, re.M)) for block in blocks[:-1]]
+
+
+def test_every_checkpoint_is_scored_and_the_best_kept(trained):
+    blocks = evaluated_blocks(trained)
+    assert [int(b["global_step"]) for b in blocks] == [20, 40, 60]
+    assert all(set(b) == {"eval_accuracy", "eval_loss", "global_step", "loss", "best"}
+               for b in blocks)  # fmt: skip
+    accuracies = [float(b["eval_accuracy"]) for b in blocks]
+    best_before = -1.0
+    for block, value in zip(blocks, accuracies):
+        assert float(block["best"]) == best_before  # upstream writes the best so far
+        best_before = max(best_before, value)
+    best_step = 20 * (1 + accuracies.index(max(accuracies)))
+    assert (trained / "best_trial.txt").read_text() == f"60:{best_step}:{max(accuracies)}"
+    left = sorted(p.name for p in trained.glob("model.ckpt-*.index"))
+    assert left == ["model.ckpt-60.index", "model.ckpt-best.index"]
+    # The best block's numbers are model.ckpt-best's, recomputed here.
+    best = blocks[accuracies.index(max(accuracies))]
+    logits = best_checkpoint_logits(trained, "dev")
+    labels = np.array([int(label) for label, _, _ in first_word_pairs(20, 2)])
+    losses = -log_softmax(logits)[np.arange(len(labels)), labels]
+    assert float(best["eval_accuracy"]) == accuracy(logits.argmax(axis=1), labels)
+    assert float(best["eval_loss"]) == pytest.approx(losses.mean(), rel=1e-6)
+    batch_means = [losses[i : i + 8].mean() for i in range(0, len(losses), 8)]  # eval batch 8
+    assert float(best["loss"]) == pytest.approx(np.mean(batch_means), rel=1e-6)
+
+
+def test_predictions_are_the_best_checkpoints(trained, mrpc):
+    probabilities = np.loadtxt(trained / "test_results.tsv", ndmin=2)
+    assert probabilities.shape == (12, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    submitted = (trained / "submit_results.tsv").read_text().splitlines()
+    assert submitted[0] == "index\tprediction"
+    examples = get_processor("mrpc").get_test_examples(str(mrpc))
+    labels = [line.split("\t")[1] for line in submitted[1:]]
+    assert [line.split("\t")[0] for line in submitted[1:]] == [e.guid for e in examples]
+    assert labels == [["0", "1"][i] for i in probabilities.argmax(axis=1)]
+    expected = np.exp(log_softmax(best_checkpoint_logits(trained, "test")))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+
+
+def test_cached_features_are_reused_and_evaluation_resumes(trained, release, mrpc, tmp_path):
+    for split in ("train", "eval"):
+        with np.load(trained / f"mrpc_{split}.tf_record") as stored:
+            assert {"fingerprint", "input_ids", "label_ids"} <= set(stored.files)
+    # Evaluating again: no checkpoint after best_trial.txt's step is left to score, and
+    # the record of the first run stays (upstream would empty eval_results.txt).
+    before = {name: (trained / name).read_text() for name in ("eval_results.txt", "best_trial.txt")}
+    again = run(flags(release, mrpc, trained, do_train="False", do_predict="False"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Reusing the features" in again.stderr
+    assert {name: (trained / name).read_text() for name in before} == before
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"task_name": "rte"}, "its reader is not in this release yet"),
+        ({"task_name": "stsb"}, "not one of cola, mnli, mismnli"),
+        ({"optimizer": "lamb"}, "only adamw"),
+        ({"num_train_epochs": 3}, "trains --train_step updates"),
+        ({"warmup_step": 80}, "0 <= warmup_step <= train_step"),
+        ({"albert_hub_module_handle": "https://tfhub.dev/x"}, "TF-Hub"),
+    ],
+)
+def test_bad_input_is_one_line(release, mrpc, tmp_path, overrides, fragment):
+    out = tmp_path / "out"
+    one_line_error(run(flags(release, mrpc, out, **overrides)), fragment)
+    assert not out.exists()
