@@ -13,7 +13,9 @@ What differs from BERT's run_classifier.py (`bertfam.tf.classifier`), as upstrea
   ``model.ckpt-best``;
 - prediction uses ``model.ckpt-best`` (else the run's weights) and writes
   ``test_results.tsv`` (class probabilities) and ``submit_results.tsv`` (``index``,
-  ``prediction``: each test example's id and predicted label).
+  ``prediction``: each test row's id, its first column, and the predicted label);
+- ``--data_dir`` is the GLUE download, holding the task's folder (``MRPC/``...); the
+  task's folder itself is taken too.
 
 Where ours differs: of upstream's ten task names, ``mrpc``, ``cola`` and ``mnli`` run;
 the other seven (``mismnli``, ``rte``, ``sst-2``, ``sts-b``, ``qqp``, ``qnli``,
@@ -50,7 +52,7 @@ from bertfam.checkpoints import CheckpointError
 from bertfam.errors import FlagError
 from bertfam.glue.features import ClassificationFeatures
 from bertfam.glue.metrics import accuracy, matthews_corrcoef
-from bertfam.glue.readers import get_processor
+from bertfam.glue.readers import get_processor, read_tsv
 from bertfam.tf.flags import define_classifier_flags
 from bertfam.tf.prepare import PreparedClassifier, prepare_classifier
 from bertfam.tf.recipe import ModelRecipe
@@ -59,7 +61,20 @@ from bertfam.tf.scripts import TaskScript
 
 log = logging.getLogger(__name__)
 
-ALBERT_TASKS = ("cola", "mnli", "mismnli", "mrpc", "rte", "sst-2", "sts-b", "qqp", "qnli", "wnli")
+# google-research/albert's task names, and the folder of the GLUE download each reads.
+TASK_FOLDERS = {
+    "cola": "CoLA",
+    "mnli": "MNLI",
+    "mismnli": "MNLI",
+    "mrpc": "MRPC",
+    "rte": "RTE",
+    "sst-2": "SST-2",
+    "sts-b": "STS-B",
+    "qqp": "QQP",
+    "qnli": "QNLI",
+    "wnli": "WNLI",
+}
+ALBERT_TASKS = tuple(TASK_FOLDERS)
 RUNS_HERE = ("cola", "mnli", "mrpc")
 EVAL_RESULTS_FILE = "eval_results.txt"
 BEST_TRIAL_FILE = "best_trial.txt"
@@ -139,6 +154,11 @@ def classifier_v1_values(values) -> None:
             "train_step >= 1 and 0 <= warmup_step <= train_step"
         )
     values.num_train_steps = values.train_step
+    # Upstream's --data_dir is the GLUE download (MRPC/, CoLA/, ...); the task's own folder
+    # works too, as BERT's script takes it.
+    task_dir = Path(values.data_dir) / TASK_FOLDERS[task]
+    if task_dir.is_dir():
+        values.data_dir = str(task_dir)
 
 
 def classifier_v1_script(recipe: ModelRecipe) -> TaskScript:
@@ -349,12 +369,20 @@ def write_predictions(config: ClassifierV1RunConfig, prepared: PreparedClassifie
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
     examples = get_processor(config.task_name).get_test_examples(config.data_dir)
+    ids = submission_ids(Path(config.data_dir) / "test.tsv", len(examples))
     output_dir = Path(config.output_dir)
     lines = ["\t".join(str(np.float32(p)) for p in row) + "\n" for row in probabilities]
     write_text(output_dir / TEST_RESULTS_FILE, "".join(lines))
     labels = [prepared.label_list[i] for i in probabilities.argmax(axis=-1)]
-    submit = ["index\tprediction\n"] + [
-        f"{e.guid}\t{label}\n" for e, label in zip(examples, labels)
-    ]
+    submit = ["index\tprediction\n"] + [f"{i}\t{label}\n" for i, label in zip(ids, labels)]
     write_text(output_dir / SUBMIT_RESULTS_FILE, "".join(submit))
     log.info("wrote %s and %s (%d examples)", TEST_RESULTS_FILE, SUBMIT_RESULTS_FILE, len(lines))
+
+
+def submission_ids(test_file: Path, count: int) -> List[str]:
+    """The first column of each test row, the id upstream submits under (the MRPC, CoLA
+    and MNLI test files all have a header, then the id first)."""
+    rows = [row for row in read_tsv(test_file)[1:] if row]
+    if len(rows) != count:
+        raise FlagError(f"{test_file}: {len(rows)} rows for {count} test examples")
+    return [row[0] for row in rows]

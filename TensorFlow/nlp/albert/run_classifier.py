@@ -1,6 +1,6 @@
 r"""ALBERT fine-tuning on GLUE (MRPC, CoLA, MNLI), with google-research/albert's command line.
 
-    python run_classifier.py --task_name=mrpc --data_dir=$GLUE_DIR/MRPC \
+    python run_classifier.py --task_name=mrpc --data_dir=$GLUE_DIR \
       --albert_config_file=albert_base_v1/albert_config.json \
       --spm_model_file=albert_base_v1/30k-clean.model \
       --vocab_file=albert_base_v1/30k-clean.vocab \
