@@ -6,6 +6,7 @@ import pytest
 
 from bertfam.errors import UserError
 from bertfam.glue.readers import (
+    GLUE_PROCESSORS,
     PROCESSORS,
     ColaProcessor,
     GlueDataError,
@@ -469,3 +470,84 @@ def test_registry_and_unknown_task():
         get_processor("sst-2")
     assert isinstance(caught.value, UserError)
     assert str(caught.value) == "unknown GLUE task 'sst-2': known tasks are cola, mnli, mrpc, xnli"
+
+
+# ---------------------------------------------------------------------------------------
+# google-research/albert's other classification tasks
+
+
+def write_rows(folder, name, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join("\t".join(row) + "\n" for row in rows))
+
+
+def texts(examples):
+    return [(e.text_a, e.text_b, e.label) for e in examples]
+
+
+def test_sst2_files(tmp_path):
+    write_rows(tmp_path, "train.tsv", [("sentence", "label"), ("a fine film", "1"), ("dull", "0")])
+    write_rows(tmp_path, "test.tsv", [("index", "sentence"), ("0", "quite good")])
+    processor = get_processor("SST-2", GLUE_PROCESSORS)
+    assert texts(processor.get_train_examples(tmp_path)) == [
+        ("a fine film", None, "1"),
+        ("dull", None, "0"),
+    ]
+    assert texts(processor.get_test_examples(tmp_path)) == [("quite good", None, "0")]
+
+
+def test_qqp_files_skip_short_labelled_rows(tmp_path):
+    header = ("id", "qid1", "qid2", "question1", "question2", "is_duplicate")
+    write_rows(
+        tmp_path, "dev.tsv", [header, ("7", "1", "2", "why?", "how?", "0"), ("8", "3", "why")]
+    )
+    write_rows(tmp_path, "test.tsv", [("id", "question1", "question2"), ("0", "who?", "what?")])
+    processor = get_processor("qqp", GLUE_PROCESSORS)
+    dev = processor.get_dev_examples(tmp_path)
+    assert texts(dev) == [("why?", "how?", "0")] and dev[0].guid == "dev-7"
+    assert texts(processor.get_test_examples(tmp_path)) == [("who?", "what?", "0")]
+
+
+@pytest.mark.parametrize(
+    "task, labels, test_label",
+    [
+        ("rte", ["entailment", "not_entailment"], "entailment"),
+        ("qnli", ["entailment", "not_entailment"], "entailment"),
+        ("wnli", ["0", "1"], "0"),
+    ],
+)
+def test_indexed_pair_files(tmp_path, task, labels, test_label):
+    header = ("index", "sentence1", "sentence2", "label")
+    write_rows(
+        tmp_path, "train.tsv", [header, ("0", "a b", "c", labels[1]), ("1", "d", "e", labels[0])]
+    )
+    write_rows(tmp_path, "test.tsv", [header[:3], ("5", "x", "y")])
+    processor = get_processor(task, GLUE_PROCESSORS)
+    assert processor.get_labels() == labels
+    assert texts(processor.get_train_examples(tmp_path)) == [
+        ("a b", "c", labels[1]),
+        ("d", "e", labels[0]),
+    ]
+    test = processor.get_test_examples(tmp_path)
+    assert texts(test) == [("x", "y", test_label)] and test[0].guid == "test-5"
+    write_rows(tmp_path, "dev.tsv", [header, ("0", "a", "b", "maybe")])
+    with pytest.raises(GlueDataError, match="column 3 \\(label\\) is 'maybe'"):
+        processor.get_dev_examples(tmp_path)
+
+
+def test_mismatched_mnli_reads_the_mismatched_files(tmp_path):
+    columns = MnliProcessor.COLUMNS
+    row = ("3", "p", "q", "fiction", "-", "-", "-", "-", "one", "two", "neutral")
+    write_rows(tmp_path, "dev_mismatched.tsv", [columns + ("gold_label",), row])
+    write_rows(tmp_path, "test_mismatched.tsv", [columns, row[:10]])
+    processor = get_processor("mismnli", GLUE_PROCESSORS)
+    assert texts(processor.get_dev_examples(tmp_path)) == [("one", "two", "neutral")]
+    assert texts(processor.get_test_examples(tmp_path)) == [("one", "two", "contradiction")]
+
+
+def test_the_albert_registry_is_not_berts():
+    assert set(GLUE_PROCESSORS) - set(PROCESSORS) == {
+        "mismnli", "rte", "sst-2", "qqp", "qnli", "wnli"
+    }  # fmt: skip
+    with pytest.raises(UnknownTaskError, match="known tasks are cola, mnli, mrpc, xnli"):
+        get_processor("rte")

@@ -17,9 +17,8 @@ What differs from BERT's run_classifier.py (`bertfam.tf.classifier`), as upstrea
 - ``--data_dir`` is the GLUE download, holding the task's folder (``MRPC/``...); the
   task's folder itself is taken too.
 
-Where ours differs: of upstream's ten task names, ``mrpc``, ``cola`` and ``mnli`` run;
-the other seven (``mismnli``, ``rte``, ``sst-2``, ``sts-b``, ``qqp``, ``qnli``,
-``wnli``) are refused by name until their readers land. ``--cached_dir`` features carry a
+Where ours differs: of upstream's ten task names, ``sts-b`` (a regression) is refused by
+name until it lands; the other nine run. ``--cached_dir`` features carry a
 fingerprint and are rebuilt when the data or settings change (upstream reuses whatever
 file is there). ``--keep_checkpoint_max`` keeps that many checkpoints while training, as
 its name says (upstream's Estimator ignores it and keeps all). ``--optimizer=lamb``,
@@ -52,7 +51,7 @@ from bertfam.checkpoints import CheckpointError
 from bertfam.errors import FlagError
 from bertfam.glue.features import ClassificationFeatures
 from bertfam.glue.metrics import accuracy, matthews_corrcoef
-from bertfam.glue.readers import get_processor, read_tsv
+from bertfam.glue.readers import GLUE_PROCESSORS, get_processor, read_tsv
 from bertfam.tf.flags import define_classifier_flags
 from bertfam.tf.prepare import PreparedClassifier, prepare_classifier
 from bertfam.tf.recipe import ModelRecipe
@@ -75,7 +74,7 @@ TASK_FOLDERS = {
     "wnli": "WNLI",
 }
 ALBERT_TASKS = tuple(TASK_FOLDERS)
-RUNS_HERE = ("cola", "mnli", "mrpc")
+RUNS_HERE = tuple(GLUE_PROCESSORS)  # all but sts-b, a regression
 EVAL_RESULTS_FILE = "eval_results.txt"
 BEST_TRIAL_FILE = "best_trial.txt"
 TEST_RESULTS_FILE = "test_results.tsv"
@@ -132,7 +131,7 @@ def classifier_v1_values(values) -> None:
         raise FlagError(f"--task_name={values.task_name}: not one of {', '.join(ALBERT_TASKS)}")
     if task not in RUNS_HERE:
         raise FlagError(
-            f"--task_name={values.task_name}: its reader is not in this release yet "
+            f"--task_name={values.task_name}: STS-B's regression is not in this release yet "
             f"({', '.join(RUNS_HERE)} are)"
         )
     refuse_given(
@@ -180,7 +179,9 @@ def classifier_v1_script(recipe: ModelRecipe) -> TaskScript:
 def prepare_classifier_v1(config: ClassifierV1RunConfig, recipe: ModelRecipe):
     for split in ("train", "eval"):
         feature_file_names(cached_file(config, split))  # one line, before TensorFlow
-    prepared = prepare_classifier(config, recipe, features_for=cached_features(config))
+    prepared = prepare_classifier(
+        config, recipe, features_for=cached_features(config), processors=GLUE_PROCESSORS
+    )
     if config.vocab_file:
         check_vocab_file(config.vocab_file, prepared.tokenizer)
     return prepared
@@ -368,8 +369,9 @@ def write_predictions(config: ClassifierV1RunConfig, prepared: PreparedClassifie
     )
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
-    examples = get_processor(config.task_name).get_test_examples(config.data_dir)
-    ids = submission_ids(Path(config.data_dir) / "test.tsv", len(examples))
+    processor = get_processor(config.task_name, GLUE_PROCESSORS)
+    examples = processor.get_test_examples(config.data_dir)
+    ids = submission_ids(Path(config.data_dir) / processor.TEST[0], len(examples))
     output_dir = Path(config.output_dir)
     lines = ["\t".join(str(np.float32(p)) for p in row) + "\n" for row in probabilities]
     write_text(output_dir / TEST_RESULTS_FILE, "".join(lines))
@@ -380,8 +382,8 @@ def write_predictions(config: ClassifierV1RunConfig, prepared: PreparedClassifie
 
 
 def submission_ids(test_file: Path, count: int) -> List[str]:
-    """The first column of each test row, the id upstream submits under (the MRPC, CoLA
-    and MNLI test files all have a header, then the id first)."""
+    """The first column of each test row, the id upstream submits under (every GLUE test
+    file has a header, then the row's id first)."""
     rows = [row for row in read_tsv(test_file)[1:] if row]
     if len(rows) != count:
         raise FlagError(f"{test_file}: {len(rows)} rows for {count} test examples")

@@ -162,7 +162,7 @@ def test_cached_features_are_reused_and_evaluation_resumes(trained, release, mrp
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
-        ({"task_name": "rte"}, "its reader is not in this release yet"),
+        ({"task_name": "sts-b"}, "STS-B's regression is not in this release yet"),
         ({"task_name": "stsb"}, "not one of cola, mnli, mismnli"),
         ({"optimizer": "lamb"}, "only adamw"),
         ({"num_train_epochs": 3}, "trains --train_step updates"),
@@ -174,3 +174,30 @@ def test_bad_input_is_one_line(release, mrpc, tmp_path, overrides, fragment):
     out = tmp_path / "out"
     one_line_error(run(flags(release, mrpc, out, **overrides)), fragment)
     assert not out.exists()
+
+
+def test_rte_runs_from_the_glue_folder_and_submits_its_labels(release, tmp_path):
+    """Another of upstream's task names end to end: RTE's files, labels and ids."""
+    folder = tmp_path / "glue" / "RTE"
+    folder.mkdir(parents=True)
+    labels = ["entailment", "not_entailment"]
+
+    def rows(count, seed, labelled=True):
+        header = "index\tsentence1\tsentence2" + ("\tlabel" if labelled else "")
+        lines = [header]
+        for i, (label, a, b) in enumerate(first_word_pairs(count, seed)):
+            lines.append(f"{100 + i}\t{a}\t{b}" + (f"\t{labels[int(label)]}" if labelled else ""))
+        return "\n".join(lines) + "\n"
+
+    (folder / "train.tsv").write_text(rows(16, 4))
+    (folder / "dev.tsv").write_text(rows(8, 5))
+    (folder / "test.tsv").write_text(rows(6, 6, labelled=False))
+    out = tmp_path / "out"
+    result = run(flags(release, folder, out, task_name="RTE", data_dir=tmp_path / "glue",
+                       train_step=4, warmup_step=1, save_checkpoints_steps=2))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [int(b["global_step"]) for b in evaluated_blocks(out)] == [2, 4]
+    submitted = [line.split("\t") for line in (out / "submit_results.tsv").read_text().splitlines()]
+    assert submitted[0] == ["index", "prediction"]
+    assert [row[0] for row in submitted[1:]] == [str(100 + i) for i in range(6)]
+    assert {row[1] for row in submitted[1:]} <= set(labels)

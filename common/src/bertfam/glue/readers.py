@@ -424,19 +424,140 @@ class XnliProcessor(DataProcessor):
         return examples
 
 
+class MisMnliProcessor(MnliProcessor):
+    """GLUE MultiNLI, mismatched: train.tsv, dev_mismatched.tsv, test_mismatched.tsv."""
+
+    DEV = ("dev_mismatched.tsv", "dev_mismatched")
+    TEST = ("test_mismatched.tsv", "test")
+
+
+class Sst2Processor(_SplitFilesProcessor):
+    """GLUE SST-2: single sentences, label "0" (negative) or "1" (positive).
+
+    Each file has a header: train.tsv and dev.tsv are `sentence  label`, test.tsv is
+    `index  sentence` (placeholder label "0")."""
+
+    def get_labels(self) -> List[str]:
+        return ["0", "1"]
+
+    def _create_examples(self, path: Path, set_type: str) -> List[InputExample]:
+        is_test = set_type == "test"
+        examples = []
+        for line in _data_lines(path, skip_header=True):
+            if is_test:
+                line.require_columns(("index", "sentence"))
+                text, label = line.sentence(1, "sentence"), "0"
+            else:
+                line.require_columns(("sentence", "label"))
+                text, label = line.sentence(0, "sentence"), line.label(1, "label", ["0", "1"])
+            guid = f"{set_type}-{line.number - 1}"
+            examples.append(InputExample(guid=guid, text_a=text, text_b=None, label=label))
+        return examples
+
+
+class QqpProcessor(_SplitFilesProcessor):
+    """GLUE QQP: question pairs, label "1" when duplicates.
+
+    Each file has a header: train.tsv and dev.tsv are `id  qid1  qid2  question1
+    question2  is_duplicate`, test.tsv is `id  question1  question2` (placeholder "0").
+    Labelled rows with fewer columns are skipped, as upstream does (the public train
+    file has some)."""
+
+    COLUMNS = ("id", "qid1", "qid2", "question1", "question2", "is_duplicate")
+
+    def get_labels(self) -> List[str]:
+        return ["0", "1"]
+
+    def _create_examples(self, path: Path, set_type: str) -> List[InputExample]:
+        is_test = set_type == "test"
+        examples = []
+        for line in _data_lines(path, skip_header=True):
+            if is_test:
+                line.require_columns(("id", "question1", "question2"))
+                a, b, label = line.fields[1], line.fields[2], "0"
+            elif len(line.fields) < len(self.COLUMNS):
+                continue
+            else:
+                a, b = line.fields[3], line.fields[4]
+                label = line.label(5, "is_duplicate", self.get_labels())
+            guid = f"{set_type}-{line.fields[0]}"
+            examples.append(InputExample(guid=guid, text_a=a, text_b=b, label=label))
+        return examples
+
+
+class _IndexedPairProcessor(_SplitFilesProcessor):
+    """GLUE's `index  sentence1  sentence2  label` files (RTE, QNLI, WNLI): a header,
+    the label last; test.tsv has no label and gets `TEST_LABEL`."""
+
+    LABELS: List[str] = []
+    TEST_LABEL = ""
+
+    def get_labels(self) -> List[str]:
+        return list(self.LABELS)
+
+    def _create_examples(self, path: Path, set_type: str) -> List[InputExample]:
+        is_test = set_type == "test"
+        names = ("index", "sentence1", "sentence2") + (() if is_test else ("label",))
+        examples = []
+        for line in _data_lines(path, skip_header=True):
+            line.require_columns(names)
+            label = self.TEST_LABEL if is_test else line.label(3, "label", self.LABELS)
+            examples.append(
+                InputExample(
+                    guid=f"{set_type}-{line.fields[0]}",
+                    text_a=line.sentence(1, "sentence1"),
+                    text_b=line.sentence(2, "sentence2"),
+                    label=label,
+                )
+            )
+        return examples
+
+
+class RteProcessor(_IndexedPairProcessor):
+    LABELS = ["entailment", "not_entailment"]
+    TEST_LABEL = "entailment"
+
+
+class QnliProcessor(_IndexedPairProcessor):
+    LABELS = ["entailment", "not_entailment"]
+    TEST_LABEL = "entailment"
+
+
+class WnliProcessor(_IndexedPairProcessor):
+    LABELS = ["0", "1"]
+    TEST_LABEL = "0"
+
+
+# Google BERT's run_classifier.py tasks.
 PROCESSORS: Dict[str, Type[DataProcessor]] = {
     "cola": ColaProcessor,
     "mnli": MnliProcessor,
     "mrpc": MrpcProcessor,
     "xnli": XnliProcessor,
 }
+# google-research/albert's classification tasks (its names; sts-b, a regression, apart).
+GLUE_PROCESSORS: Dict[str, Type[DataProcessor]] = {
+    "cola": ColaProcessor,
+    "mnli": MnliProcessor,
+    "mismnli": MisMnliProcessor,
+    "mrpc": MrpcProcessor,
+    "rte": RteProcessor,
+    "sst-2": Sst2Processor,
+    "qqp": QqpProcessor,
+    "qnli": QnliProcessor,
+    "wnli": WnliProcessor,
+}
 
 
-def get_processor(task_name: str, **kwargs) -> DataProcessor:
-    """The processor for `task_name` (any case, as Google lower-cases it); kwargs go to it."""
+def get_processor(
+    task_name: str, registry: Optional[Dict[str, Type[DataProcessor]]] = None, **kwargs
+) -> DataProcessor:
+    """The processor for `task_name` (any case, as Google lower-cases it) in `registry`
+    (`PROCESSORS` by default); kwargs go to it."""
+    registry = PROCESSORS if registry is None else registry
     name = task_name.lower()
-    if name not in PROCESSORS:
+    if name not in registry:
         raise UnknownTaskError(
-            f"unknown GLUE task {task_name!r}: known tasks are {', '.join(sorted(PROCESSORS))}"
+            f"unknown GLUE task {task_name!r}: known tasks are {', '.join(sorted(registry))}"
         )
-    return PROCESSORS[name](**kwargs)
+    return registry[name](**kwargs)

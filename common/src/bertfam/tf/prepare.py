@@ -115,13 +115,17 @@ def _built(split: str, examples: list, build: Callable[[], ClassificationFeature
 
 
 def prepare_classifier(
-    config: ClassifierRunConfig, recipe: ModelRecipe, features_for: FeatureSource = _built
+    config: ClassifierRunConfig,
+    recipe: ModelRecipe,
+    features_for: FeatureSource = _built,
+    processors=None,
 ) -> PreparedClassifier:
     """Read and check every input, and build the features; raises a `UserError` naming
-    the first problem."""
+    the first problem. `processors`: the script's tasks (Google BERT's by default)."""
     if not (config.do_train or config.do_eval or config.do_predict):
         raise FlagError("at least one of --do_train, --do_eval or --do_predict must be true")
-    processor = get_processor(config.task_name)  # an unknown task lists the known ones
+    # An unknown task lists the known ones.
+    processor = get_processor(config.task_name, processors)
     if not Path(config.data_dir).is_dir():
         raise FlagError(f"--data_dir={config.data_dir}: no such directory")
     model_config, tokenizer = _model_and_tokenizer(config, recipe)
