@@ -13,6 +13,7 @@ import pytest
 
 from bertfam.errors import UserError
 from bertfam.glue.features import (
+    REGRESSION,
     ClassificationFeatures,
     FeatureError,
     convert_examples_to_features,
@@ -235,3 +236,12 @@ def test_label_not_in_label_list(tokenizer):
     with pytest.raises(FeatureError) as caught:
         convert_examples_to_features(examples, ["0", "1"], 8, tokenizer)
     assert str(caught.value) == "example dev-7: label 'entailment' is not one of 0, 1"
+
+
+def test_a_regression_label_list_keeps_scores(tokenizer):
+    examples = [InputExample("a", "the cat", "a dog", "4.75"), InputExample("b", "hi", None, "0")]
+    features = convert_examples_to_features(examples, REGRESSION, 16, tokenizer)
+    assert features.label_ids.dtype == np.float32 and features.label_ids.tolist() == [4.75, 0.0]
+    with pytest.raises(FeatureError, match="label 'high' is not a score"):
+        convert_examples_to_features([InputExample("c", "x", None, "high")], REGRESSION, 16,
+                                     tokenizer)  # fmt: skip

@@ -547,7 +547,23 @@ def test_mismatched_mnli_reads_the_mismatched_files(tmp_path):
 
 def test_the_albert_registry_is_not_berts():
     assert set(GLUE_PROCESSORS) - set(PROCESSORS) == {
-        "mismnli", "rte", "sst-2", "qqp", "qnli", "wnli"
+        "mismnli", "rte", "sst-2", "sts-b", "qqp", "qnli", "wnli"
     }  # fmt: skip
     with pytest.raises(UnknownTaskError, match="known tasks are cola, mnli, mrpc, xnli"):
         get_processor("rte")
+
+
+def test_sts_b_files_are_a_regression(tmp_path):
+    columns = ("index", "genre", "filename", "year", "old_index", "source1", "source2",
+               "sentence1", "sentence2")  # fmt: skip
+    row = ("4", "main", "f", "2012", "9", "s", "t", "a plane", "an airplane")
+    write_rows(tmp_path, "dev.tsv", [columns + ("score",), row + ("4.750",)])
+    write_rows(tmp_path, "test.tsv", [columns, row])
+    processor = get_processor("sts-b", GLUE_PROCESSORS)
+    assert processor.get_labels() == [None]  # upstream's: one output
+    dev = processor.get_dev_examples(tmp_path)
+    assert texts(dev) == [("a plane", "an airplane", "4.750")] and dev[0].guid == "dev-4"
+    assert texts(processor.get_test_examples(tmp_path)) == [("a plane", "an airplane", "0")]
+    write_rows(tmp_path, "dev.tsv", [columns + ("score",), row + ("high",)])
+    with pytest.raises(GlueDataError, match="the score \\(last column\\) is 'high'"):
+        processor.get_dev_examples(tmp_path)

@@ -7,19 +7,21 @@ What differs from BERT's run_classifier.py (`bertfam.tf.classifier`), as upstrea
   updates (no epochs), ``--max_seq_length`` 512, ``--cached_dir``, ``--optimizer``;
 - evaluation scores every kept checkpoint in step order: ``eval_results.txt`` holds each
   one's ``eval_accuracy``, ``eval_loss`` (mean over examples), ``global_step`` and
-  ``loss`` (mean over batches), CoLA's ``matthew_corr`` too, then ``best = <best so
+  ``loss`` (mean over batches), CoLA's ``matthew_corr`` too (STS-B, a regression:
+  ``pearson``, ``MSE``, ``eval_loss``, ``global_step``, ``loss``), then ``best = <best so
   far>`` and a separator; ``best_trial.txt`` is ``<global_step>:<best step>:<best
-  value>`` (the value: CoLA's Matthews correlation, else the accuracy); the best becomes
-  ``model.ckpt-best``;
+  value>`` (the value: Pearson's r for STS-B, Matthews' correlation for CoLA, else the
+  accuracy); the best becomes ``model.ckpt-best``;
 - prediction uses ``model.ckpt-best`` (else the run's weights) and writes
-  ``test_results.tsv`` (class probabilities) and ``submit_results.tsv`` (``index``,
-  ``prediction``: each test row's id, its first column, and the predicted label);
+  ``test_results.tsv`` (class probabilities; STS-B's score) and ``submit_results.tsv``
+  (``index``, ``prediction``: each test row's id, its first column, and the predicted
+  label or score);
 - ``--data_dir`` is the GLUE download, holding the task's folder (``MRPC/``...); the
   task's folder itself is taken too.
 
-Where ours differs: of upstream's ten task names, ``sts-b`` (a regression) is refused by
-name until it lands; the other nine run. ``--cached_dir`` features carry a
-fingerprint and are rebuilt when the data or settings change (upstream reuses whatever
+Where ours differs: STS-B's blocks leave out upstream's ``pred`` and ``label_ids`` (every
+prediction and label of the dev set, printed as arrays). ``--cached_dir`` features carry
+a fingerprint and are rebuilt when the data or settings change (upstream reuses whatever
 file is there). ``--keep_checkpoint_max`` keeps that many checkpoints while training, as
 its name says (upstream's Estimator ignores it and keeps all). ``--optimizer=lamb``,
 ``--albert_hub_module_handle`` and ``--export_dir`` are refused with one line.
@@ -74,7 +76,7 @@ TASK_FOLDERS = {
     "wnli": "WNLI",
 }
 ALBERT_TASKS = tuple(TASK_FOLDERS)
-RUNS_HERE = tuple(GLUE_PROCESSORS)  # all but sts-b, a regression
+
 EVAL_RESULTS_FILE = "eval_results.txt"
 BEST_TRIAL_FILE = "best_trial.txt"
 TEST_RESULTS_FILE = "test_results.tsv"
@@ -101,8 +103,15 @@ class ClassifierV1RunConfig(ClassifierRunConfig):
         return self.warmup_step
 
     @property
+    def is_regression(self) -> bool:
+        return self.task_name.lower() == "sts-b"
+
+    @property
     def key_metric(self) -> str:
-        return "matthew_corr" if self.task_name.lower() == "cola" else "eval_accuracy"
+        """What picks the best checkpoint, as upstream: Pearson's r for STS-B, Matthews'
+        correlation for CoLA, else accuracy."""
+        task = self.task_name.lower()
+        return {"sts-b": "pearson", "cola": "matthew_corr"}.get(task, "eval_accuracy")
 
 
 def define_classifier_v1_flags(recipe: ModelRecipe) -> None:
@@ -129,11 +138,6 @@ def classifier_v1_values(values) -> None:
     task = values.task_name.lower()
     if task not in ALBERT_TASKS:
         raise FlagError(f"--task_name={values.task_name}: not one of {', '.join(ALBERT_TASKS)}")
-    if task not in RUNS_HERE:
-        raise FlagError(
-            f"--task_name={values.task_name}: STS-B's regression is not in this release yet "
-            f"({', '.join(RUNS_HERE)} are)"
-        )
     refuse_given(
         values,
         {
@@ -254,6 +258,9 @@ def run_classifier_v1(
                 logits = model(
                     batch["input_ids"], batch["input_mask"], batch["segment_ids"], training
                 )
+                if config.is_regression:  # upstream's STS-B: the mean squared error
+                    error = tf.squeeze(logits, -1) - tf.cast(batch["label_ids"], tf.float32)
+                    return tf.reduce_mean(tf.square(error)), {}
                 return classification_loss(logits, batch["label_ids"]), {}
 
             features = prepared.train_features
@@ -290,18 +297,26 @@ def scores(config: ClassifierV1RunConfig, features, logits_of, global_step: int)
     batches = batched_logits(logits_of, features, config.eval_batch_size)
     logits = np.concatenate(batches)
     labels = features.label_ids
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    losses = -log_probs[np.arange(len(labels)), labels]
+    if config.is_regression:
+        predictions = logits[:, 0]
+        losses = (predictions - labels.astype(np.float64)) ** 2
+    else:
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        losses = -log_probs[np.arange(len(labels)), labels]
+        predictions = logits.argmax(axis=-1)
     ends = np.cumsum([len(batch) for batch in batches])
     batch_means = [part.mean() for part in np.split(losses, ends[:-1])]
-    predictions = logits.argmax(axis=-1)
     result = {
-        "eval_accuracy": accuracy(predictions, labels),
         "eval_loss": float(losses.mean()),
         "global_step": global_step,
         "loss": float(np.mean(batch_means)),  # the Estimator's: the mean of batch means
     }
+    if config.is_regression:
+        result["pearson"] = float(np.corrcoef(predictions, labels)[0, 1])
+        result["MSE"] = float(losses.mean())
+        return result
+    result["eval_accuracy"] = accuracy(predictions, labels)
     if config.task_name.lower() == "cola":
         result["matthew_corr"] = matthews_corrcoef(predictions, labels)
     return result
@@ -367,15 +382,21 @@ def write_predictions(config: ClassifierV1RunConfig, prepared: PreparedClassifie
     logits = np.concatenate(
         batched_logits(logits_of, features, config.predict_batch_size) or [np.zeros((0, 1))]
     )
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+    if config.is_regression:  # upstream writes the score itself, as both
+        probabilities = logits
+    else:
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
     processor = get_processor(config.task_name, GLUE_PROCESSORS)
     examples = processor.get_test_examples(config.data_dir)
     ids = submission_ids(Path(config.data_dir) / processor.TEST[0], len(examples))
     output_dir = Path(config.output_dir)
     lines = ["\t".join(str(np.float32(p)) for p in row) + "\n" for row in probabilities]
     write_text(output_dir / TEST_RESULTS_FILE, "".join(lines))
-    labels = [prepared.label_list[i] for i in probabilities.argmax(axis=-1)]
+    if config.is_regression:
+        labels = [str(np.float32(score)) for score in probabilities[:, 0]]
+    else:
+        labels = [prepared.label_list[i] for i in probabilities.argmax(axis=-1)]
     submit = ["index\tprediction\n"] + [f"{i}\t{label}\n" for i, label in zip(ids, labels)]
     write_text(output_dir / SUBMIT_RESULTS_FILE, "".join(submit))
     log.info("wrote %s and %s (%d examples)", TEST_RESULTS_FILE, SUBMIT_RESULTS_FILE, len(lines))

@@ -9,7 +9,7 @@ from albert_fixtures import one_line_error, run, tiny_release
 
 from bertfam import tinydata
 from bertfam.glue.metrics import accuracy
-from bertfam.glue.readers import get_processor
+from bertfam.glue.readers import GLUE_PROCESSORS, get_processor
 
 RELEASE, MRPC = [], []  # the module's fixtures, for best_checkpoint_logits
 
@@ -76,7 +76,7 @@ def log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def best_checkpoint_logits(output_dir, split):
+def best_checkpoint_logits(output_dir, split, task="mrpc", data_dir=None):
     """model.ckpt-best's logits on a split, computed here from the files alone."""
     import modeling
     import tensorflow as tf
@@ -88,14 +88,15 @@ def best_checkpoint_logits(output_dir, split):
 
     release = RELEASE[0]
     config = AlbertConfig.from_json_file(release / "albert_config.json").without_dropout()
-    model = modeling.AlbertForSequenceClassification(config, num_labels=2)
+    processor = get_processor(task, GLUE_PROCESSORS)
+    label_list = processor.get_labels()
+    model = modeling.AlbertForSequenceClassification(config, num_labels=len(label_list))
     variables = variables_by_name(model)
     weights, source = read_init_checkpoint(str(output_dir / "model.ckpt-best"))
     assign_weights(variables, {k: v for k, v in weights.items() if k in variables}, source)
-    processor = get_processor("mrpc")
-    examples = getattr(processor, f"get_{split}_examples")(str(MRPC[0]))
+    examples = getattr(processor, f"get_{split}_examples")(str(data_dir or MRPC[0]))
     tokenizer = SentencePieceTokenizer(release / "30k-clean.model")
-    features = convert_examples_to_features(examples, ["0", "1"], 32, tokenizer)
+    features = convert_examples_to_features(examples, label_list, 32, tokenizer)
     ids, mask, types = (tf.constant(a) for a in (features.input_ids, features.input_mask,
                                                  features.segment_ids))  # fmt: skip
     return model(ids, mask, types, training=False).numpy().astype(np.float64)
@@ -162,7 +163,6 @@ def test_cached_features_are_reused_and_evaluation_resumes(trained, release, mrp
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
-        ({"task_name": "sts-b"}, "STS-B's regression is not in this release yet"),
         ({"task_name": "stsb"}, "not one of cola, mnli, mismnli"),
         ({"optimizer": "lamb"}, "only adamw"),
         ({"num_train_epochs": 3}, "trains --train_step updates"),
@@ -201,3 +201,40 @@ def test_rte_runs_from_the_glue_folder_and_submits_its_labels(release, tmp_path)
     assert submitted[0] == ["index", "prediction"]
     assert [row[0] for row in submitted[1:]] == [str(100 + i) for i in range(6)]
     assert {row[1] for row in submitted[1:]} <= set(labels)
+
+
+def test_sts_b_is_a_regression_picked_by_pearson(release, tmp_path):
+    """STS-B end to end: one output, the squared error, Pearson's r picks the best, and
+    the submitted predictions are the best checkpoint's scores."""
+    folder = tmp_path / "glue" / "STS-B"
+    folder.mkdir(parents=True)
+    columns = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"
+
+    def rows(count, seed, scored=True):
+        lines = [columns + ("\tscore" if scored else "")]
+        for i, (label, a, b) in enumerate(first_word_pairs(count, seed)):
+            score = f"\t{4.0 * int(label) + 0.25 * (i % 3)}" if scored else ""
+            lines.append(f"{i}\tmain\tx\t2012\t{i}\tnone\tnone\t{a}\t{b}{score}")
+        return "\n".join(lines) + "\n"
+
+    (folder / "train.tsv").write_text(rows(16, 4))
+    (folder / "dev.tsv").write_text(rows(10, 5))
+    (folder / "test.tsv").write_text(rows(6, 6, scored=False))
+    out = tmp_path / "out"
+    result = run(flags(release, folder, out, task_name="STS-B", data_dir=tmp_path / "glue",
+                       train_step=4, warmup_step=1, save_checkpoints_steps=2))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    blocks = evaluated_blocks(out)
+    assert [set(b) for b in blocks] == [{"pearson", "MSE", "eval_loss", "global_step", "loss",
+                                         "best"}] * 2  # fmt: skip
+    best = max(blocks, key=lambda b: float(b["pearson"]))
+    scores = best_checkpoint_logits(out, "dev", "sts-b", folder)[:, 0]
+    truth = np.array([4.0 * int(label) + 0.25 * (i % 3)
+                      for i, (label, _, _) in enumerate(first_word_pairs(10, 5))])  # fmt: skip
+    # The tiny model's scores barely vary, so float32 differences between batchings (8
+    # there, 10 here) show in r's fifth digit.
+    assert float(best["pearson"]) == pytest.approx(np.corrcoef(scores, truth)[0, 1], abs=1e-3)
+    assert float(best["MSE"]) == pytest.approx(np.mean((scores - truth) ** 2), rel=1e-5)
+    submitted = [line.split("\t") for line in (out / "submit_results.tsv").read_text().splitlines()]
+    expected = best_checkpoint_logits(out, "test", "sts-b", folder)[:, 0]
+    np.testing.assert_allclose([float(row[1]) for row in submitted[1:]], expected, atol=1e-5)

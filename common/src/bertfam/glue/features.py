@@ -40,7 +40,8 @@ class FeatureError(UserError):
 class ClassificationFeatures:
     """Model inputs for N examples, padded to L = max_seq_length.
 
-    input_ids, input_mask, segment_ids: int32 [N, L]; label_ids: int32 [N].
+    input_ids, input_mask, segment_ids: int32 [N, L]; label_ids: int32 [N], or float32
+    scores for a regression task (label list `REGRESSION`).
     """
 
     input_ids: np.ndarray
@@ -90,7 +91,14 @@ def _check_max_seq_length(max_seq_length: int, has_pairs: bool) -> None:
         )
 
 
+# A regression task's label list (STS-B's, as google-research/albert spells it): one
+# output, and each example's label is its score.
+REGRESSION = [None]
+
+
 def _label_ids(examples: Sequence[InputExample], label_list: Sequence[str]) -> np.ndarray:
+    if list(label_list) == REGRESSION:
+        return _scores(examples)
     label_map: Dict[str, int] = {label: index for index, label in enumerate(label_list)}
     ids = []
     for example in examples:
@@ -101,6 +109,18 @@ def _label_ids(examples: Sequence[InputExample], label_list: Sequence[str]) -> n
             )
         ids.append(label_map[example.label])
     return np.array(ids, dtype=np.int32)
+
+
+def _scores(examples: Sequence[InputExample]) -> np.ndarray:
+    scores = []
+    for example in examples:
+        try:
+            scores.append(float(example.label))
+        except (TypeError, ValueError):
+            raise FeatureError(
+                f"example {example.guid}: label {example.label!r} is not a score"
+            ) from None
+    return np.array(scores, dtype=np.float32)
 
 
 def _encode_texts(

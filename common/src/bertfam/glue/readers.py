@@ -528,6 +528,43 @@ class WnliProcessor(_IndexedPairProcessor):
     TEST_LABEL = "0"
 
 
+class StsbProcessor(_SplitFilesProcessor):
+    """GLUE STS-B: sentence pairs scored 0 to 5, a regression (label list ``[None]``,
+    as google-research/albert has it: one output, each label a score).
+
+    Each file has a header; sentences are columns 7 and 8, the score the last column
+    (test.tsv has none: placeholder "0")."""
+
+    COLUMNS = ("index", "genre", "filename", "year", "old_index", "source1", "source2",
+               "sentence1", "sentence2")  # fmt: skip
+
+    def get_labels(self) -> List[Optional[str]]:
+        return [None]
+
+    def _create_examples(self, path: Path, set_type: str) -> List[InputExample]:
+        is_test = set_type == "test"
+        examples = []
+        for line in _data_lines(path, skip_header=True):
+            line.require_columns(self.COLUMNS, exact=is_test)
+            label = "0" if is_test else line.fields[-1]
+            if not is_test:
+                try:
+                    float(label)
+                except ValueError:
+                    raise GlueDataError(
+                        f"{line.where()}: the score (last column) is {label!r}, not a number"
+                    ) from None
+            examples.append(
+                InputExample(
+                    guid=f"{set_type}-{line.fields[0]}",
+                    text_a=line.sentence(7, "sentence1"),
+                    text_b=line.sentence(8, "sentence2"),
+                    label=label,
+                )
+            )
+        return examples
+
+
 # Google BERT's run_classifier.py tasks.
 PROCESSORS: Dict[str, Type[DataProcessor]] = {
     "cola": ColaProcessor,
@@ -535,7 +572,7 @@ PROCESSORS: Dict[str, Type[DataProcessor]] = {
     "mrpc": MrpcProcessor,
     "xnli": XnliProcessor,
 }
-# google-research/albert's classification tasks (its names; sts-b, a regression, apart).
+# google-research/albert's GLUE tasks, under its names.
 GLUE_PROCESSORS: Dict[str, Type[DataProcessor]] = {
     "cola": ColaProcessor,
     "mnli": MnliProcessor,
@@ -543,6 +580,7 @@ GLUE_PROCESSORS: Dict[str, Type[DataProcessor]] = {
     "mrpc": MrpcProcessor,
     "rte": RteProcessor,
     "sst-2": Sst2Processor,
+    "sts-b": StsbProcessor,
     "qqp": QqpProcessor,
     "qnli": QnliProcessor,
     "wnli": WnliProcessor,
