@@ -4,7 +4,8 @@ What differs from BERT's run_classifier.py (`bertfam.tf.classifier`), as upstrea
 
 - flags: ``--albert_config_file``, ``--spm_model_file`` (``--vocab_file`` optional, and
   then checked against it), ``--train_step`` updates with ``--warmup_step`` warm-up
-  updates (no epochs), ``--max_seq_length`` 512, ``--cached_dir``, ``--optimizer``;
+  updates (no epochs), ``--max_seq_length`` 512, ``--cached_dir``, ``--optimizer``
+  (``adamw``, or ``lamb``: google-research/albert's, `bertfam.tf.optimization.GoogleLamb`);
 - evaluation scores every kept checkpoint in step order: ``eval_results.txt`` holds each
   one's ``eval_accuracy``, ``eval_loss`` (mean over examples), ``global_step`` and
   ``loss`` (mean over batches), CoLA's ``matthew_corr`` too (STS-B, a regression:
@@ -23,7 +24,7 @@ Where ours differs: STS-B's blocks leave out upstream's ``pred`` and ``label_ids
 prediction and label of the dev set, printed as arrays). ``--cached_dir`` features carry
 a fingerprint and are rebuilt when the data or settings change (upstream reuses whatever
 file is there). ``--keep_checkpoint_max`` keeps that many checkpoints while training, as
-its name says (upstream's Estimator ignores it and keeps all). ``--optimizer=lamb``,
+its name says (upstream's Estimator ignores it and keeps all).
 ``--albert_hub_module_handle`` and ``--export_dir`` are refused with one line.
 """
 
@@ -92,6 +93,7 @@ class ClassifierV1RunConfig(ClassifierRunConfig):
     cached_dir: Optional[str] = None
     train_step: int = 1000
     warmup_step: int = 0
+    optimizer: str = "adamw"  # or "lamb": google-research/albert's LAMB
     max_seq_length: int = 512
     save_checkpoints_steps: int = 5000
 
@@ -123,7 +125,7 @@ def define_classifier_v1_flags(recipe: ModelRecipe) -> None:
     f.DEFINE_integer("train_step", 1000, "Updates to train for.")
     f.DEFINE_integer("warmup_step", 0, "Updates of linear warm-up.")
     f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept while training (0: all).")
-    f.DEFINE_string("optimizer", "adamw", "adamw (lamb is refused in this release).")
+    f.DEFINE_string("optimizer", "adamw", "adamw or lamb (google-research/albert's LAMB).")
     f.DEFINE_string("albert_hub_module_handle", None, "TF-Hub modules: not supported (refused).")
     f.DEFINE_string("export_dir", None, "SavedModel export: not supported yet (refused).")
     f.DEFINE_float("threshold_to_export", float("nan"), "Export threshold (with --export_dir).")
@@ -147,8 +149,8 @@ def classifier_v1_values(values) -> None:
     )
     if not math.isnan(values.threshold_to_export):
         raise FlagError("--threshold_to_export applies to --export_dir, which is not supported")
-    if values.optimizer != "adamw":
-        raise FlagError(f"--optimizer={values.optimizer}: only adamw is in this release")
+    if values.optimizer not in ("adamw", "lamb"):
+        raise FlagError(f"--optimizer={values.optimizer}: adamw or lamb")
     if values["num_train_epochs"].present or values["num_train_steps"].present:
         raise FlagError("ALBERT's run_classifier.py trains --train_step updates: use that")
     if values.train_step < 1 or values.warmup_step < 0 or values.warmup_step > values.train_step:
@@ -233,6 +235,7 @@ def run_classifier_v1(
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
     from bertfam.tf.classifier import classification_loss
+    from bertfam.tf.optimization import adamw, google_lamb
     from bertfam.tf.run import plot_training, start_run, starting_weights, train
 
     run = start_run(config, prepared.model_config)
@@ -265,7 +268,8 @@ def run_classifier_v1(
 
             features = prepared.train_features
             arrays = {key: getattr(features, key) for key in ClassificationFeatures.__annotations__}
-            train(config, run, variables, loss_fn, arrays, len(features), run_log, start)
+            optimizer = google_lamb if config.optimizer == "lamb" else adamw
+            train(config, run, variables, loss_fn, arrays, len(features), run_log, start, optimizer)
         elif start is not None:
             start.assign(variables)
         if workers.is_main_process and config.do_eval:

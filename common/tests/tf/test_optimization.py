@@ -12,6 +12,7 @@ tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed (bert
 from bertfam.tf.optimization import (  # noqa: E402
     DECAY_EXCLUDED,
     AdamWeightDecay,
+    GoogleLamb,
     Lamb,
     ScheduleError,
     clip_by_global_norm,
@@ -573,3 +574,39 @@ def test_lamb_resumes_its_step_count_from_a_checkpoint(tmp_path):
     run_optimizer(second, grads[3:], lrs[3:], in_function=True)
     for name in TINY:
         np.testing.assert_allclose(resumed[name].numpy(), straight[name].numpy(), rtol=0, atol=1e-7)
+
+
+def albert_lamb_reference(params, grads_per_step, lrs, *, wd, b1, b2, eps, decayed):
+    """google-research/albert's LAMBOptimizer.apply_gradients, in float64: no bias
+    correction, and no trust ratio where there is no decay."""
+    params = {k: v.astype(np.float64) for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in params.items()}
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    for grads, lr in zip(grads_per_step, lrs):
+        for k, g in grads.items():
+            m[k] = b1 * m[k] + (1 - b1) * g
+            v[k] = b2 * v[k] + (1 - b2) * g * g
+            u = m[k] / (np.sqrt(v[k]) + eps)
+            ratio = 1.0
+            if k in decayed:
+                u = u + wd * params[k]
+                w_norm, u_norm = np.linalg.norm(params[k]), np.linalg.norm(u)
+                ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+            params[k] = params[k] - ratio * lr * u
+    return params, m, v
+
+
+@pytest.mark.parametrize("in_function", [False, True], ids=["eager", "tf.function"])
+def test_google_lamb_matches_albert_reference(in_function):
+    params, grads, lrs = random_problem(zero_bias=True)
+    variables = as_variables(params)
+    opt = GoogleLamb(variables, weight_decay_rate=0.1)
+    run_optimizer(opt, grads, lrs, in_function)
+    expected, m, v = albert_lamb_reference(params, grads, lrs, decayed=TINY_DECAYED, **HYPER)
+    assert_params_equal(variables, expected)
+    for name in TINY:
+        np.testing.assert_allclose(opt.adam_m[name].numpy(), m[name], atol=1e-6)
+        np.testing.assert_allclose(opt.adam_v[name].numpy(), v[name], atol=1e-6)
+    # And it is not Habana's: the bias correction and the excluded variables differ.
+    habana, _, _ = habana_lamb_reference(params, grads, lrs, decayed=TINY_DECAYED, **HYPER)
+    assert any(not np.allclose(expected[k], habana[k], atol=1e-6) for k in TINY)

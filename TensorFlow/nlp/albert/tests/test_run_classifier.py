@@ -1,6 +1,7 @@
 """run_classifier.py end to end with google-research/albert's flags, on MRPC-format data
 made here and a tiny release (tests/albert_fixtures.py)."""
 
+import json
 import re
 
 import numpy as np
@@ -164,7 +165,7 @@ def test_cached_features_are_reused_and_evaluation_resumes(trained, release, mrp
     "overrides, fragment",
     [
         ({"task_name": "stsb"}, "not one of cola, mnli, mismnli"),
-        ({"optimizer": "lamb"}, "only adamw"),
+        ({"optimizer": "sgd"}, "--optimizer=sgd: adamw or lamb"),
         ({"num_train_epochs": 3}, "trains --train_step updates"),
         ({"warmup_step": 80}, "0 <= warmup_step <= train_step"),
         ({"albert_hub_module_handle": "https://tfhub.dev/x"}, "TF-Hub"),
@@ -238,3 +239,19 @@ def test_sts_b_is_a_regression_picked_by_pearson(release, tmp_path):
     submitted = [line.split("\t") for line in (out / "submit_results.tsv").read_text().splitlines()]
     expected = best_checkpoint_logits(out, "test", "sts-b", folder)[:, 0]
     np.testing.assert_allclose([float(row[1]) for row in submitted[1:]], expected, atol=1e-5)
+
+
+def test_lamb_is_albert_lamb_not_adamw(release, mrpc, tmp_path):
+    """--optimizer=lamb trains with another rule than AdamW, from the same start."""
+    common = dict(train_step=3, warmup_step=0, save_checkpoints_steps=3, do_eval="False",
+                  do_predict="False")  # fmt: skip
+    for name in ("adamw", "lamb"):
+        result = run(flags(release, mrpc, tmp_path / name, optimizer=name, **common))
+        assert result.returncode == 0, result.stderr[-3000:]
+    adamw, lamb = (
+        np.array([json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl")
+                  .read_text().splitlines() if "loss" in json.loads(line)])
+        for name in ("adamw", "lamb")
+    )  # fmt: skip
+    assert adamw[0] == pytest.approx(lamb[0], rel=1e-6)  # the same first batch and weights
+    assert not np.allclose(adamw[1:], lamb[1:], rtol=1e-4)  # then other updates

@@ -311,6 +311,35 @@ class Lamb(_AdamMoments):
         param.assign_sub(tf.cast(ratio * lr * update, param.dtype))
 
 
+class GoogleLamb(_AdamMoments):
+    """LAMB as google-research/albert's ``LAMBOptimizer`` computes it.
+
+    Unlike Habana's (`Lamb`): no bias correction, ``u = m / (sqrt(v) + eps)`` plus the
+    decoupled decay; and the variables excluded from decay (LayerNorm, biases) are also
+    excluded from the trust ratio, moving by ``lr * u``; the others by ``lr * r * u``
+    with ``r = |w| / |u|`` (1 when either norm is 0).
+    """
+
+    def __init__(
+        self,
+        variables_by_name: Mapping[str, tf.Variable],
+        *args,
+        name: str = "GoogleLamb",
+        **kwargs,
+    ):
+        super().__init__(variables_by_name, *args, name=name, **kwargs)
+
+    def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor, t: tf.Tensor) -> None:
+        for name, grad in grads.items():
+            param = self._params[name]
+            weights = tf.cast(param, tf.float32)
+            m, v = self._moments(name, grad)
+            update = self._with_weight_decay(name, m / (tf.sqrt(v) + self.epsilon), weights)
+            if self.decays(name):  # layer adaptation skips what decay skips
+                update = _trust_ratio(tf.norm(weights), tf.norm(update)) * update
+            param.assign_sub(tf.cast(lr * update, param.dtype))
+
+
 def _trust_ratio(w_norm: tf.Tensor, u_norm: tf.Tensor) -> tf.Tensor:
     # Zero-initialised variables (biases) and zero updates fall back to plain Adam steps;
     # the inner division is guarded so tf.where never selects (or differentiates) a NaN.
@@ -341,3 +370,8 @@ def adamw(variables: Mapping[str, tf.Variable], config) -> AdamWeightDecay:
 def lamb(variables: Mapping[str, tf.Variable], config) -> Lamb:
     """LAMB, as pre-training uses it."""
     return Lamb(variables, **_constants(config))
+
+
+def google_lamb(variables: Mapping[str, tf.Variable], config) -> GoogleLamb:
+    """google-research/albert's LAMB (``--optimizer=lamb``)."""
+    return GoogleLamb(variables, **_constants(config))
