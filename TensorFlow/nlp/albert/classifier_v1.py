@@ -51,7 +51,7 @@ from checks import check_vocab_file, named_if_bert, refuse_given
 from feature_cache import FeatureCache, feature_file_names, fingerprint
 
 from bertfam.checkpoints import CheckpointError
-from bertfam.errors import FlagError
+from bertfam.errors import FlagError, UserError
 from bertfam.glue.features import ClassificationFeatures
 from bertfam.glue.metrics import accuracy, matthews_corrcoef
 from bertfam.glue.readers import GLUE_PROCESSORS, get_processor, read_tsv
@@ -375,8 +375,15 @@ class BestTrial:
         path = self.output_dir / BEST_TRIAL_FILE
         if not path.exists():
             return -1, -1, -1.0
-        last, best_step, best_value = path.read_text().split(":")
-        return int(last), int(best_step), float(best_value)
+        text = path.read_text()
+        try:
+            last, best_step, best_value = text.split(":")
+            return int(last), int(best_step), float(best_value)
+        except ValueError:
+            raise UserError(
+                f"{path}: expected <global_step>:<best step>:<best value>, found {text!r}; "
+                "remove it to score every checkpoint again"
+            ) from None
 
 
 def write_predictions(config: ClassifierV1RunConfig, prepared: PreparedClassifier, logits_of):

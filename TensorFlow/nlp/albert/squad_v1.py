@@ -199,8 +199,7 @@ def predict_features(config, tokenizer, examples, write: bool) -> SquadFeatures:
 
 
 def run_squad_v1(config: SquadV1RunConfig, prepared: PreparedSquad, recipe: ModelRecipe):
-    import tensorflow as tf  # noqa: F401  (loads here: every input is checked)
-
+    # TensorFlow loads with these, once every input is checked.
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
     from bertfam.tf.run import plot_training, start_run, starting_weights, train

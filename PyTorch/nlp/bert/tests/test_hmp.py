@@ -332,14 +332,14 @@ def test_a_listed_in_place_op_casts_the_others_to_its_own_tensor(implementation)
     assert total.tolist() == [1.0] * 3 and low.tolist() == [2.0] * 3
 
 
-def python_calls_in_hmp(precision, op: Callable) -> List[str]:
-    """The functions of hmp.py that run while `op()` runs under `precision` (table warm)."""
+def python_calls_in(module, precision, op: Callable) -> List[str]:
+    """The functions of `module` that run while `op()` runs under `precision`."""
     with precision:
         op()
     names = []
 
     def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename == hmp.__file__:
+        if event == "call" and frame.f_code.co_filename == module.__file__:
             names.append(frame.f_code.co_name)
 
     with precision:
@@ -361,13 +361,13 @@ def test_a_warm_call_matches_no_names_and_rebuilds_no_arguments():
         lambda: F.layer_norm(x, (4,), eps=1e-5),  # a Python function, with keywords
         lambda: F.linear(x, weight),  # the weight is cast
     )
-    assert python_calls_in_hmp(fast, passes) == ["__torch_function__"]
-    assert python_calls_in_hmp(fast, adds) == ["__torch_function__", "_casts_any"]
+    assert python_calls_in(hmp, fast, passes) == ["__torch_function__"]
+    assert python_calls_in(hmp, fast, adds) == ["__torch_function__", "_casts_any"]
     # args (x, (4,)) then kwargs: the tuple is looked into too
-    assert python_calls_in_hmp(fast, norms) == ["__torch_function__"] + ["_casts_any"] * 3
-    assert python_calls_in_hmp(fast, casts) == ["__torch_function__", "_casts_any", "_cast_each"]
+    assert python_calls_in(hmp, fast, norms) == ["__torch_function__"] + ["_casts_any"] * 3
+    assert python_calls_in(hmp, fast, casts) == ["__torch_function__", "_casts_any", "_cast_each"]
     for op in (passes, adds):  # what the table saves: the name, its lookup, the rebuilt args
-        assert {"op_name", "dtype_for"} <= set(python_calls_in_hmp(reference, op))
+        assert {"op_name", "dtype_for"} <= set(python_calls_in(hmp, reference, op))
 
 
 def test_compiled_under_the_fast_path_one_graph_no_recompile_same_loss():
@@ -456,25 +456,6 @@ def test_lists_autocast_cannot_carry_run_in_the_mode(lists, why):
     assert type(precision) is OpListPrecision and why in how
     with pytest.raises(NotCarried, match=re.escape(why)):
         AutocastOpLists(OpListPrecision(*lists), "cpu")
-
-
-def python_calls_in(module, precision, op: Callable) -> List[str]:
-    """The functions of `module` that run while `op()` runs under `precision`."""
-    with precision:
-        op()
-    names = []
-
-    def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename == module.__file__:
-            names.append(frame.f_code.co_name)
-
-    with precision:
-        sys.setprofile(profile)
-        try:
-            op()
-        finally:
-            sys.setprofile(None)
-    return names
 
 
 def test_autocast_runs_python_for_the_cast_ops_only():

@@ -255,3 +255,13 @@ def test_lamb_is_albert_lamb_not_adamw(release, mrpc, tmp_path):
     )  # fmt: skip
     assert adamw[0] == pytest.approx(lamb[0], rel=1e-6)  # the same first batch and weights
     assert not np.allclose(adamw[1:], lamb[1:], rtol=1e-4)  # then other updates
+
+
+def test_a_damaged_best_trial_file_is_one_line(release, mrpc, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "best_trial.txt").write_text("not:a:record:here")
+    result = run(flags(release, mrpc, out, do_train="False", do_predict="False"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "best_trial.txt: expected <global_step>:<best step>:<best value>" in last

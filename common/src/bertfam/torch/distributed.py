@@ -9,6 +9,7 @@ MASTER_ADDR:MASTER_PORT, which torchrun publishes and mpirun users pass with ``-
 
 from __future__ import annotations
 
+import atexit
 import logging
 from datetime import timedelta
 
@@ -50,6 +51,10 @@ def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600
             f"rank {launch.rank} of {launch.world_size} could not join the {backend} process "
             f"group at {launch.master_addr}:{launch.master_port} ({error})"
         ) from None
+    # Leave the group before the interpreter tears down: gloo's threads, destroyed still
+    # running at exit, abort the process now and then ("terminate called without an
+    # active exception") after a run that otherwise succeeded.
+    atexit.register(shutdown)
     log.info(
         "rank %d of %d (local rank %d) joined the %s group via %s",
         launch.rank, launch.world_size, launch.local_rank, backend, launch.launcher,
