@@ -20,7 +20,9 @@ the same with the model under ``torch.compile``. Same config, dropout 0.1, one f
 of ``--steps`` timed updates rotate through the four variants; each figure is the median
 over rounds of sequences per second. Not measured: data loading, checkpoints, logging,
 evaluation, compile time. bf16 is ours with ``--hmp`` (the folder's fine-tuning op lists,
-``bf16_config/ops_*_bert.txt``), HF's under ``torch.autocast(bfloat16)``.
+``bf16_config/ops_*_bert.txt``), HF's under ``torch.autocast(bfloat16)``. ``--profile``
+prints where a step's time goes (GPU only), ``--cudagraphs`` replays the compiled steps
+(both) as CUDA graphs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ FOLDER = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(FOLDER))
 
 import modeling  # noqa: E402
-from harness import benchmark_config, median_rates  # noqa: E402
+from harness import (  # noqa: E402
+    benchmark_config,
+    median_rates,
+    profile_steps,
+    use_cuda_graphs,
+)
 
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
@@ -144,7 +151,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--cudagraphs", action="store_true", help="Compiled steps as CUDA graphs")
+    parser.add_argument("--profile", action="store_true", help="Where an update's time goes")
     args = parser.parse_args()
+    use_cuda_graphs(args.cudagraphs)
     config = benchmark_config(args.config)
     data = batch(config, args.batch_size, args.seq_length)
     device, bf16 = torch.device(args.device), args.precision == "bf16"
@@ -170,6 +180,9 @@ def main() -> None:
     print(f"ours eager / HF eager: {median['ours eager'] / median['HF eager']:.2f}")
     print(f"ours graph / HF eager: {median['ours graph'] / median['HF eager']:.2f}")
     print(f"ours graph / HF graph: {median['ours graph'] / median['HF graph']:.2f}")
+    if args.profile and device.type == "cuda":
+        for name, step in variants.items():
+            profile_steps(name, step, args.steps)
 
 
 if __name__ == "__main__":

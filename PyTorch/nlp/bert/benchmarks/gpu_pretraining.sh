@@ -9,31 +9,20 @@
 # folder as they come, one .txt (and .err) each.
 set -uo pipefail
 out=${1:-gpu_results}
-mkdir -p "$out"
 python=${PYTHON:-python3}
 limit=${STEP_LIMIT:-240}
-run() {
-  local name=$1
-  shift
-  echo "== $name: $*"
-  timeout "$limit" "$python" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
-  echo "   ($name: exit ${PIPESTATUS[0]}, $SECONDS s so far)"
-}
-{ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; "$python" -c \
-  'import torch, transformers; print(torch.__version__, transformers.__version__)'; } \
-  >"$out/env.txt" 2>&1
-cat "$out/env.txt"
+source "$(dirname "$0")/gpu_common.sh"
 timing="--steps 5 --rounds 3 --warmup 2"
 overhead=benchmarks/hmp_overhead.py
-run lists_base_pt $overhead --device cuda --config base --lists pt --seq_length 128 \
+run lists_base_pt "$limit" $overhead --device cuda --config base --lists pt --seq_length 128 \
   --batch_size 64 $timing
-run lists_minilm_bert $overhead --device cuda --config minilm --lists bert --seq_length 128 \
+run lists_minilm_bert "$limit" $overhead --device cuda --config minilm --lists bert --seq_length 128 \
   --batch_size 32 $timing
 pretrain="benchmarks/pretraining_throughput.py --device cuda $timing"
-run base128_bf16 $pretrain --precision bf16 --config base --seq_length 128 --batch_size 64 --no_graph
-run base128_fp32 $pretrain --precision fp32 --config base --seq_length 128 --batch_size 64 --no_graph
-run large128_bf16 $pretrain --precision bf16 --config large --seq_length 128 --batch_size 64 --no_graph
-run base512_bf16 $pretrain --precision bf16 --config base --seq_length 512 --batch_size 32 --no_graph
-run large512_bf16 $pretrain --precision bf16 --config large --seq_length 512 --batch_size 16 --no_graph
-run base128_bf16_graph $pretrain --precision bf16 --config base --seq_length 128 --batch_size 64
-run large128_bf16_graph $pretrain --precision bf16 --config large --seq_length 128 --batch_size 64
+run base128_bf16 "$limit" $pretrain --precision bf16 --config base --seq_length 128 --batch_size 64 --no_graph
+run base128_fp32 "$limit" $pretrain --precision fp32 --config base --seq_length 128 --batch_size 64 --no_graph
+run large128_bf16 "$limit" $pretrain --precision bf16 --config large --seq_length 128 --batch_size 64 --no_graph
+run base512_bf16 "$limit" $pretrain --precision bf16 --config base --seq_length 512 --batch_size 32 --no_graph
+run large512_bf16 "$limit" $pretrain --precision bf16 --config large --seq_length 512 --batch_size 16 --no_graph
+run base128_bf16_graph "$limit" $pretrain --precision bf16 --config base --seq_length 128 --batch_size 64
+run large128_bf16_graph "$limit" $pretrain --precision bf16 --config large --seq_length 128 --batch_size 64

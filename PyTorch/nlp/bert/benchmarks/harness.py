@@ -5,6 +5,8 @@ training steps: after `warmup` untimed calls of each variant (compiles included)
 `rounds` rounds each time `steps` calls of every variant, starting the rotation one
 variant later each round so no variant always runs first (or right after another's
 allocations); each figure is the median over rounds of sequences per second.
+`profile_steps` says where a step's time goes on a GPU: the host's wall time against the
+time the device spent in kernels, and the kernels that took it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ def benchmark_config(shape: str, vocab_size: int = 30522, max_positions: int = 5
     )  # fmt: skip
 
 
+def use_cuda_graphs(wanted: bool) -> None:
+    """Have Inductor replay compiled steps as CUDA graphs (``mode="reduce-overhead"``):
+    one launch per graph instead of one per kernel."""
+    if wanted:
+        import torch._inductor.config
+
+        torch._inductor.config.triton.cudagraphs = True
+
+
 def median_rates(
     variants: Dict[str, Callable[[], float]],
     sequences_per_step: int,
@@ -60,3 +71,25 @@ def median_rates(
             synchronize()
             rates[name].append(sequences_per_step * steps / (time.perf_counter() - start))
     return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def profile_steps(name: str, step: Callable[[], float], steps: int, top: int = 12) -> None:
+    """Print, for `steps` calls of `step` on CUDA: wall ms, device-busy ms and kernels per
+    step (busy well under wall: the host, not the GPU, sets the pace), then the top kernels."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+        wall = (time.perf_counter() - start) / steps
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy = sum(e.time_range.elapsed_us() for e in kernels) / 1e3 / steps
+    print(
+        f"profile {name}: {1e3 * wall:.2f} ms wall, {busy:.2f} ms in kernels "
+        f"({100 * busy / (1e3 * wall):.0f}% busy), {len(kernels) / steps:.0f} kernels per step"
+    )
+    print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=top))

@@ -20,6 +20,10 @@ is ``torch.autocast(bfloat16)``, graph the model under ``torch.compile``. Same c
 dropout 0.1, one fixed batch (P = 15% of the positions masked), ``loss.item()`` every
 update. After ``--warmup`` untimed updates (compiles included), rounds of ``--steps``
 timed updates rotate through the variants; each figure is the median over rounds.
+``--accumulation N`` makes each update N micro-batches of ``--batch_size`` (phase 1 of the
+demo: 64 x 128 per card, 128 micro-batches per update), so the optimizer's share is what
+a real run pays. ``--profile`` prints where one update's time goes (GPU only),
+``--cudagraphs`` replays the compiled steps as CUDA graphs.
 
 MFU (on CUDA): model FLOPs per sequence, 6 x parameters x tokens plus the attention
 matmuls (12 x layers x length^2 x hidden, forward and backward), times sequences per
@@ -38,7 +42,12 @@ FOLDER = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(FOLDER))
 
 import modeling  # noqa: E402
-from harness import benchmark_config, median_rates  # noqa: E402
+from harness import (  # noqa: E402
+    benchmark_config,
+    median_rates,
+    profile_steps,
+    use_cuda_graphs,
+)
 
 from bertfam.bert_config import BertConfig  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
@@ -79,7 +88,10 @@ def losses(model, batch):
     )
 
 
-def ours(config: BertConfig, data: dict, device: torch.device, bf16: bool, graph: bool):
+def ours(
+    config: BertConfig, data: dict, device: torch.device, bf16: bool, graph: bool,
+    accumulation: int,
+):  # fmt: skip
     settings = PretrainingConfig(
         input_dir="-", config_file="-", output_dir="/tmp/unused",
         mode="graph" if graph else "eager", hmp=bf16, max_steps=10_000,
@@ -97,11 +109,14 @@ def ours(config: BertConfig, data: dict, device: torch.device, bf16: bool, graph
         print(f"ours, bf16: {how}", file=sys.stderr)
     torch.manual_seed(0)
     trainer = Pretrainer(run, modeling.BertForPreTraining(config), losses, [])
-    micro = [{name: tensor.numpy() for name, tensor in data.items()}]
+    micro = [{name: tensor.numpy() for name, tensor in data.items()}] * accumulation
     return lambda: trainer.update(micro).item()
 
 
-def huggingface(config: BertConfig, data: dict, device: torch.device, bf16: bool, graph: bool):
+def huggingface(
+    config: BertConfig, data: dict, device: torch.device, bf16: bool, graph: bool,
+    accumulation: int,
+):  # fmt: skip
     from transformers import BertConfig as HFConfig
     from transformers import BertForPreTraining
 
@@ -122,13 +137,16 @@ def huggingface(config: BertConfig, data: dict, device: torch.device, bf16: bool
     precision = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def step():
-        with precision:
-            loss = forward(**inputs).loss
-        loss.backward()
+        total = 0.0
+        for _ in range(accumulation):  # the loss over the whole update, as ours
+            with precision:
+                loss = forward(**inputs).loss / accumulation
+            loss.backward()
+            total += loss.detach()
         scheduler.step()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return total.item()
 
     return step
 
@@ -148,7 +166,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--accumulation", type=int, default=1, help="Micro-batches per update")
     parser.add_argument("--no_graph", action="store_true", help="Eager variants only")
+    parser.add_argument("--cudagraphs", action="store_true", help="Compiled steps as CUDA graphs")
+    parser.add_argument("--profile", action="store_true", help="Where an update's time goes")
     parser.add_argument("--peak_tflops", type=float, default=989.0)
     args = parser.parse_args()
     config = benchmark_config(args.config, vocab_size=30528)  # padded, as run_pretraining.py
@@ -156,21 +177,22 @@ def main() -> None:
     bf16 = args.precision == "bf16"
     predictions = max(1, round(0.15 * args.seq_length))
     data = arrays(config, args.batch_size, args.seq_length, predictions)
+    use_cuda_graphs(args.cudagraphs)
+    same = (config, data, device, bf16)
     variants = {
-        "ours eager": ours(config, data, device, bf16, graph=False),
-        "HF eager": huggingface(config, data, device, bf16, graph=False),
+        "ours eager": ours(*same, graph=False, accumulation=args.accumulation),
+        "HF eager": huggingface(*same, graph=False, accumulation=args.accumulation),
     }
     if not args.no_graph:
-        variants["ours graph"] = ours(config, data, device, bf16, graph=True)
-        variants["HF graph"] = huggingface(config, data, device, bf16, graph=True)
+        variants["ours graph"] = ours(*same, graph=True, accumulation=args.accumulation)
+        variants["HF graph"] = huggingface(*same, graph=True, accumulation=args.accumulation)
+    sequences = args.batch_size * args.accumulation
 
     def synchronize():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    median = median_rates(
-        variants, args.batch_size, args.steps, args.rounds, args.warmup, synchronize
-    )
+    median = median_rates(variants, sequences, args.steps, args.rounds, args.warmup, synchronize)
     parameters = sum(p.numel() for p in modeling.BertForPreTraining(config).parameters())
     flops = model_flops_per_sequence(config, parameters, args.seq_length)
     where = torch.cuda.get_device_name() if device.type == "cuda" else (
@@ -188,6 +210,9 @@ def main() -> None:
     if not args.no_graph:
         print(f"ours graph / HF graph: {median['ours graph'] / median['HF graph']:.2f}")
         print(f"ours graph / HF eager: {median['ours graph'] / median['HF eager']:.2f}")
+    if args.profile and device.type == "cuda":
+        for name, step in variants.items():
+            profile_steps(name, step, args.steps)
 
 
 if __name__ == "__main__":

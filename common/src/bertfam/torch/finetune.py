@@ -154,8 +154,7 @@ class Trainer:
 
         if self.config.mode != "graph":
             return forward_and_loss
-        backend = "hpu_backend" if self.run.kind == "hpu" else "inductor"
-        return torch.compile(forward_and_loss, backend=backend)
+        return self.run.compile(forward_and_loss, cuda_graphs=True)
 
     def train(
         self,

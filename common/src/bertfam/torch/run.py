@@ -70,6 +70,20 @@ class Run:
         """Where the forward pass and loss run: op-list casts, or nothing to add."""
         return self.op_lists if self.op_lists is not None else contextlib.nullcontext()
 
+    def compile(self, step: Callable, cuda_graphs: bool = False) -> Callable:
+        """`step` as graph mode runs it: compiled for the device (Habana's backend on Gaudi,
+        Inductor elsewhere). With `cuda_graphs`, one process on a CUDA GPU replays the
+        compiled graphs as CUDA graphs (``mode="reduce-overhead"``): at small sizes the host
+        launching kernels one by one sets the pace, and bf16's casts are more kernels. On an
+        H200, MiniLM 32 x 128 fine-tuning: the GPU 15% busy in eager bf16, compiled bf16
+        2,080 seq/s without, 8,251 with (fp32 3,025). Several processes keep plain
+        Inductor: CUDA graphs beside DDP's gradient hooks are not measured here."""
+        if self.kind == "hpu":
+            return torch.compile(step, backend="hpu_backend")
+        if cuda_graphs and self.kind == "gpu" and self.world_size == 1:
+            return torch.compile(step, mode="reduce-overhead")
+        return torch.compile(step)
+
     def mark_step(self) -> None:
         """Cut the lazy graph here (Habana lazy mode only)."""
         if self.config.mode == "lazy":
