@@ -56,6 +56,31 @@ def test_schedule_known_values(schedule, power, step, expected):
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
+def albert_rate(step, peak, total, warmup, power, start):
+    """google-research/albert's optimization.create_optimizer rate, written from it:
+    polynomial decay from the peak, replaced by ``peak * (step - start) / warmup`` while
+    ``step - start < warmup`` (clamped at 0 before ``start``, where upstream's goes
+    negative)."""
+    decayed = peak * (1 - min(step, total) / total) ** power
+    if step - start < warmup:
+        return peak * max(step - start, 0) / warmup
+    return decayed
+
+
+@pytest.mark.parametrize("start", [0, 30])
+@pytest.mark.parametrize("power", [1.0, 0.5])
+def test_warmup_from_a_later_step_is_albert_start_warmup_step(start, power):
+    for step in (0, 5, 29, 30, 35, 39, 40, 41, 55, 100, 120):
+        expected = albert_rate(step, PEAK, TOTAL, WARMUP, power, start)
+        got = learning_rate(step, peak=PEAK, total_steps=TOTAL, warmup_steps=WARMUP,
+                            schedule="google", power=power, warmup_start=start)  # fmt: skip
+        tensor = learning_rate(tf.constant(step), peak=PEAK, total_steps=TOTAL,
+                               warmup_steps=WARMUP, schedule="google", power=power,
+                               warmup_start=start)  # fmt: skip
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-15), step
+        assert float(tensor) == pytest.approx(expected, rel=1e-6, abs=1e-12), step
+
+
 def test_schedule_same_values_from_tf_function_with_tensor_steps():
     @tf.function
     def rate(step, schedule, power):

@@ -16,13 +16,13 @@ from bertfam.pretraining.instances import InstanceOptions, read_documents
 from bertfam.pretraining.kernel import TokenizedCorpus, instance_arrays
 
 
-def input_files(patterns: str) -> List[str]:
+def input_files(patterns: str, flag: str = "input_file") -> List[str]:
     """Each comma-separated glob's matches, sorted, in the order the globs are given."""
     files = []
     for pattern in patterns.split(","):
         matches = sorted(glob.glob(pattern))
         if not matches:
-            raise FlagError(f"--input_file: {pattern!r} matches no file")
+            raise FlagError(f"--{flag}: {pattern!r} matches no file")
         files.extend(matches)
     return files
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Sequence, Union
+from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 from bertfam.errors import UserError
 
@@ -69,7 +69,17 @@ class TrainingInstance:
     segment_ids: List[int]
     masked_lm_positions: List[int]
     masked_lm_labels: List[str]
-    is_random_next: bool
+    is_random_next: bool  # ALBERT: the sentence-order label (1: B came first, or is foreign)
+    token_boundary: Optional[List[int]] = None  # ALBERT: 1 where a word starts
+
+
+class Masked(NamedTuple):
+    """A sequence with masks applied, and what the masked LM predicts."""
+
+    tokens: List[str]
+    positions: List[int]  # ascending
+    labels: List[str]  # the original tokens at `positions`
+    token_boundary: Optional[List[int]] = None
 
 
 def read_documents(paths: Iterable[Union[str, Path]], tokenizer, ids: bool = False) -> list:
@@ -111,20 +121,30 @@ def _line_batches(paths: Iterable[Union[str, Path]]) -> Iterator[List[str]]:
         yield lines
 
 
+MaskFn = Callable[[List[str], Sequence[str], InstanceOptions, random.Random], Masked]
+
+
 def create_training_instances(
     documents: List[Document],
     vocab_words: Sequence[str],
     options: InstanceOptions,
     rng: random.Random,
+    mask: Optional[MaskFn] = None,
+    sentence_order: bool = False,
 ) -> List[TrainingInstance]:
-    """Every document `dupe_factor` times, each pass with new masks; then all shuffled."""
+    """Every document `dupe_factor` times, each pass with new masks; then all shuffled.
+    ALBERT passes its n-gram `mask` and `sentence_order` (see `document_instances`)."""
     documents = [document for document in documents if document]
     check_sentence_counts([len(document) for document in documents])
     rng.shuffle(documents)
     instances: List[TrainingInstance] = []
     for _ in range(options.dupe_factor):
         for index in range(len(documents)):
-            instances.extend(document_instances(documents, index, vocab_words, options, rng))
+            instances.extend(
+                document_instances(
+                    documents, index, vocab_words, options, rng, mask, sentence_order
+                )
+            )
     rng.shuffle(instances)
     return instances
 
@@ -147,11 +167,17 @@ def document_instances(
     vocab_words: Sequence[str],
     options: InstanceOptions,
     rng: random.Random,
+    mask: Optional[MaskFn] = None,
+    sentence_order: bool = False,
 ) -> List[TrainingInstance]:
     """The instances of one document: sentences gathered up to a target length, split
     into A and B at a random sentence boundary; half the time (always, with a single
     sentence) B is replaced by text from a random other document, and the sentences it
-    displaced are used for the next instance."""
+    displaced are used for the next instance.
+
+    With `sentence_order` (ALBERT), the half that is not the true order swaps A and B
+    instead; a single sentence still takes B from another document (label 1 too)."""
+    mask = mask or masked_lm_predictions
     document = documents[index]
     max_tokens = options.max_seq_length - 3
     # Mostly full sequences; now and then a short one, as fine-tuning sees them.
@@ -170,7 +196,7 @@ def document_instances(
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
             tokens_a = [token for sentence in chunk[:a_end] for token in sentence]
             tokens_b: List[str] = []
-            is_random_next = len(chunk) == 1 or rng.random() < 0.5
+            is_random_next = len(chunk) == 1 or (not sentence_order and rng.random() < 0.5)
             if is_random_next:
                 other = _other_document(len(documents), index, rng)
                 start = rng.randint(0, len(documents[other]) - 1)
@@ -181,12 +207,22 @@ def document_instances(
                 i -= len(chunk) - a_end  # the unused sentences start the next instance
             else:
                 tokens_b = [token for sentence in chunk[a_end:] for token in sentence]
+                if sentence_order and rng.random() < 0.5:
+                    is_random_next = True
+                    tokens_a, tokens_b = tokens_b, tokens_a
             _truncate_pair(tokens_a, tokens_b, max_tokens, rng)
             tokens = [CLS, *tokens_a, SEP, *tokens_b, SEP]
             segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
-            masked, positions, labels = masked_lm_predictions(tokens, vocab_words, options, rng)
+            masked = mask(tokens, vocab_words, options, rng)
             instances.append(
-                TrainingInstance(masked, segment_ids, positions, labels, is_random_next)
+                TrainingInstance(
+                    masked.tokens,
+                    segment_ids,
+                    masked.positions,
+                    masked.labels,
+                    is_random_next,
+                    masked.token_boundary,
+                )
             )
             chunk, length = [], 0
         i += 1
@@ -216,8 +252,8 @@ def _truncate_pair(tokens_a: List[str], tokens_b: List[str], max_tokens: int, rn
 
 def masked_lm_predictions(
     tokens: List[str], vocab_words: Sequence[str], options: InstanceOptions, rng
-) -> tuple:
-    """(tokens with masks applied, masked positions in order, their original tokens).
+) -> Masked:
+    """BERT's masked LM (tokens with masks applied, masked positions in order, labels).
 
     Candidates are every token but [CLS] and [SEP], in random order; with whole-word
     masking a word's pieces (a piece and the ``##`` pieces after it) are one candidate,
@@ -247,13 +283,17 @@ def masked_lm_predictions(
         if len(chosen) + len(word) > budget:
             continue  # a whole word that no longer fits
         for position in word:
-            if rng.random() < 0.8:
-                replacement = MASK
-            elif rng.random() < 0.5:
-                replacement = tokens[position]
-            else:
-                replacement = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-            output[position] = replacement
+            output[position] = replacement(tokens[position], vocab_words, rng)
             chosen.append(position)
     chosen.sort()
-    return output, chosen, [tokens[position] for position in chosen]
+    return Masked(output, chosen, [tokens[position] for position in chosen])
+
+
+def replacement(token: str, vocab_words: Sequence[str], rng: random.Random) -> str:
+    """What a masked position shows: [MASK] 80% of the time, itself 10%, a random
+    vocabulary word 10% (Google's draws, in its order)."""
+    if rng.random() < 0.8:
+        return MASK
+    if rng.random() < 0.5:
+        return token
+    return vocab_words[rng.randint(0, len(vocab_words) - 1)]

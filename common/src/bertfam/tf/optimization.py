@@ -57,6 +57,7 @@ def learning_rate(
     warmup_steps: int,
     schedule: str = "adjusted",
     power: float = 1.0,
+    warmup_start: int = 0,
 ):
     """The rate at global step ``step`` (updates done so far): a float, or a float32 tensor.
 
@@ -65,13 +66,20 @@ def learning_rate(
     ``total_steps`` and stays there. ``start`` is ``peak`` for "google" and
     ``peak / (1 - warmup / total) ** power`` for "adjusted", whose decay therefore equals
     ``peak`` exactly where warm-up ends.
+
+    ``warmup_start`` (google-research/albert's ``--start_warmup_step``) counts the warm-up
+    from that step instead: ``peak * (step - warmup_start) / warmup_steps`` while
+    ``step - warmup_start < warmup_steps``. Before it the rate is 0 (upstream's formula
+    goes negative there).
     """
     _check_schedule(peak, total_steps, warmup_steps, schedule, power)
     start = _decay_start(peak, total_steps, warmup_steps, schedule, power)
     if isinstance(step, numbers.Real):
-        return _rate_of_number(float(step), peak, start, total_steps, warmup_steps, power)
+        return _rate_of_number(
+            float(step), peak, start, total_steps, warmup_steps, power, warmup_start
+        )
     step = tf.cast(step, tf.float32)
-    return _rate_of_tensor(step, peak, start, total_steps, warmup_steps, power)
+    return _rate_of_tensor(step, peak, start, total_steps, warmup_steps, power, warmup_start)
 
 
 def _check_schedule(peak, total_steps, warmup_steps, schedule, power) -> None:
@@ -100,17 +108,19 @@ def _decayed(start, clamped_step, total_steps, power):
     return start * (1.0 - clamped_step / total_steps) ** power
 
 
-def _rate_of_number(step, peak, start, total_steps, warmup_steps, power) -> float:
-    if step < warmup_steps:
-        return peak * step / warmup_steps
+def _rate_of_number(step, peak, start, total_steps, warmup_steps, power, warmup_start=0):
+    warmed = step - warmup_start
+    if warmed < warmup_steps:
+        return peak * max(warmed, 0.0) / warmup_steps
     return _decayed(start, min(step, total_steps), total_steps, power)
 
 
-def _rate_of_tensor(step, peak, start, total_steps, warmup_steps, power) -> tf.Tensor:
+def _rate_of_tensor(step, peak, start, total_steps, warmup_steps, power, warmup_start=0):
     decayed = _decayed(start, tf.minimum(step, float(total_steps)), total_steps, power)
     if warmup_steps == 0:
         return decayed
-    return tf.where(step < warmup_steps, peak * step / warmup_steps, decayed)
+    warmed = step - float(warmup_start)
+    return tf.where(warmed < warmup_steps, peak * tf.maximum(warmed, 0.0) / warmup_steps, decayed)
 
 
 # ------------------------------------------------------------------------ weight decay

@@ -34,7 +34,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from bertfam.dllogger import DlLogger
 from bertfam.errors import FlagError, UserError
@@ -65,12 +65,50 @@ class PretrainingRunConfig(RunConfig):
     dllog_path: str = "/results/bert_dllog.json"
     display_loss_steps: int = 10
     keep_checkpoint_max: int = 2
+    sentence_task: str = "next_sentence"  # its eval keys; ALBERT's: sentence_order
 
     def warmup_steps(self, total_steps: int) -> int:
         return self.num_warmup_steps
 
     def train_steps(self, num_examples: int, world_size: int) -> int:
         return int(self.num_train_steps)
+
+    # What a model's run_pretraining.py may do otherwise (ALBERT: albert/pretraining_v1.py).
+
+    def check_optimizer(self) -> None:
+        if self.optimizer_type not in ("lamb", "adam"):
+            raise FlagError(f"--optimizer_type={self.optimizer_type}: use lamb or adam")
+
+    def training_files(self) -> List[str]:
+        if not self.input_files_dir:
+            raise FlagError("--do_train needs --input_files_dir")
+        return input_files(self.input_files_dir, "input_files_dir")
+
+    def evaluation_files(self) -> List[str]:
+        if not self.eval_files_dir:
+            raise FlagError("--do_eval needs --eval_files_dir")
+        return input_files(self.eval_files_dir, "eval_files_dir")
+
+    def packing(self, training: bool) -> Optional[float]:
+        """avg_seq_per_sample of packed training or evaluation records, else None."""
+        return packing_of(self.input_files_dir if training else self.eval_files_dir)
+
+    def for_workers(self, workers: int) -> PretrainingRunConfig:
+        """The settings a run of `workers` trains with: Habana BERT multiplies the peak
+        rate by the workers, and LAMB decays with power 0.5 from the peak."""
+        config = self
+        if self.optimizer_type == "lamb":
+            config = dataclasses.replace(config, schedule="google", lr_power=0.5)
+        return dataclasses.replace(config, learning_rate=config.learning_rate * workers)
+
+    def optimizer_factory(self) -> Callable:
+        from bertfam.tf.optimization import adamw, lamb
+
+        return lamb if self.optimizer_type == "lamb" else adamw
+
+    def record_masking(self, model_config, seed: int):
+        """A per-record masking (records then hold no masks to read), or None."""
+        return None
 
 
 def input_files(directories: str, flag: str) -> List[str]:
@@ -124,8 +162,7 @@ def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretrai
     """Check the flags, the model config and the records before anything is written."""
     if not (config.do_train or config.do_eval):
         raise FlagError("at least one of --do_train and --do_eval must be true")
-    if config.optimizer_type not in ("lamb", "adam"):
-        raise FlagError(f"--optimizer_type={config.optimizer_type}: use lamb or adam")
+    config.check_optimizer()
     require_at_least_one(
         num_train_steps=config.num_train_steps or 0,
         max_seq_length=config.max_seq_length,
@@ -135,11 +172,7 @@ def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretrai
         display_loss_steps=config.display_loss_steps,
     )
     check_common(config)
-    if config.do_train and not config.input_files_dir:
-        raise FlagError("--do_train needs --input_files_dir")
-    if config.do_eval and not config.eval_files_dir:
-        raise FlagError("--do_eval needs --eval_files_dir")
-    if not Path(config.dllog_path).resolve().parent.is_dir():
+    if config.dllog_path and not Path(config.dllog_path).resolve().parent.is_dir():
         raise FlagError(f"--dllog_path={config.dllog_path}: its directory does not exist")
     model_config = recipe.read_config(config.model_config_file)
     if config.max_seq_length > model_config.max_position_embeddings:
@@ -147,10 +180,10 @@ def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretrai
             f"--max_seq_length={config.max_seq_length} exceeds the model's "
             f"max_position_embeddings={model_config.max_position_embeddings}"
         )
-    train_files = input_files(config.input_files_dir, "input_files_dir") if config.do_train else []
-    eval_files = input_files(config.eval_files_dir, "eval_files_dir") if config.do_eval else []
-    packed = packing_of(config.input_files_dir) if config.do_train else None
-    if config.do_eval and packing_of(config.eval_files_dir) is not None:
+    train_files = config.training_files() if config.do_train else []
+    eval_files = config.evaluation_files() if config.do_eval else []
+    packed = config.packing(training=True) if config.do_train else None
+    if config.do_eval and config.packing(training=False) is not None:
         raise FlagError("--eval_files_dir: evaluation reads unpacked records (as upstream)")
     if config.resume and config.do_train:
         _check_resumable(config.init_checkpoint)
@@ -190,14 +223,17 @@ def _check_record_widths(path: str, config: PretrainingRunConfig, packed: bool) 
         raise UserError(f"{path}: no records")
     example = tf.train.Example.FromString(record.numpy())
     features = example.features.feature
-    for name, flag, expected in (
-        ("input_ids", "max_seq_length", config.max_seq_length),
-        (
-            "masked_lm_positions",
-            "max_predictions_per_seq",
-            config.max_predictions_per_seq + (3 if packed else 0),
-        ),
-    ):
+    widths = [("input_ids", "max_seq_length", config.max_seq_length)]
+    if getattr(config, "masked_lm_budget", 0) > 0:  # the masks are made as records are read
+        if "token_boundary" not in features:
+            raise UserError(
+                f"{path}: --masked_lm_budget masks from token_boundary, which these "
+                "records lack (ALBERT's create_pretraining_data.py writes it)"
+            )
+    else:
+        predictions = config.max_predictions_per_seq + (3 if packed else 0)
+        widths.append(("masked_lm_positions", "max_predictions_per_seq", predictions))
+    for name, flag, expected in widths:
         if name not in features:
             raise UserError(f"{path}: not a pre-training record (no {name})")
         found = len(features[name].int64_list.value)
@@ -219,7 +255,7 @@ class _TrainLog:
     def log(self, step: int, **scalars) -> dict:
         record = self.run_log.log(step, **scalars)
         self._losses.append(scalars["loss"])
-        if step % self.every == 0:
+        if self.dllog.enabled and step % self.every == 0:
             self.dllog.log(
                 step,
                 {
@@ -238,17 +274,17 @@ class _TrainLog:
 def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining, recipe) -> dict:
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
-    from bertfam.tf.optimization import adamw, lamb
     from bertfam.tf.pretraining_heads import eval_sums, pretraining_losses
-    from bertfam.tf.pretraining_records import pretraining_dataset
+    from bertfam.tf.pretraining_records import masking_records, pretraining_dataset
     from bertfam.tf.run import own_rows, plot_training, ready_trainer, start_run, starting_weights
 
     run = start_run(config, prepared.model_config)
     workers = run.workers
-    if config.optimizer_type == "lamb":
-        config = dataclasses.replace(config, schedule="google", lr_power=0.5)
-    config = dataclasses.replace(config, learning_rate=config.learning_rate * workers.size)
-    spec = None
+    config = config.for_workers(workers.size)
+    spec = per_record = None
+    masking = config.record_masking(run.model_config, seed=12345)
+    if masking is not None:
+        spec, per_record = masking_records(masking, config.max_seq_length)
     if prepared.avg_seq_per_sample is not None:
         from bertfam.tf.packed_records import packed_feature_spec
 
@@ -267,26 +303,28 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     start = starting_weights(config, variables, (), recipe.checkpoint_table)
 
     def logits(batch, training):
+        packed = {k: batch[k] for k in ("positions", "next_sentence_positions") if k in batch}
         return model(
             batch["input_ids"],
             batch["input_mask"],
             batch["segment_ids"],
             batch["masked_lm_positions"],
             training=training,
-            positions=batch.get("positions"),
-            next_sentence_positions=batch.get("next_sentence_positions"),
+            **packed,
         )
+
+    sentence_loss = "sop_loss" if config.sentence_task == "sentence_order" else "nsp_loss"
 
     def loss_fn(batch, training):
         share = update_share(batch, config.num_accumulation_steps, workers.size)
         losses = pretraining_losses(*logits(batch, training), batch, share)
         return losses["total_loss"], {
             "mlm_loss": losses["mlm_loss"],
-            "nsp_loss": losses["nsp_loss"],
+            sentence_loss: losses["nsp_loss"],
         }
 
     results: dict = {}
-    dllog = DlLogger(config.dllog_path, workers.is_main_process)
+    dllog = DlLogger(config.dllog_path, workers.is_main_process and bool(config.dllog_path))
     with RunLog(run.output_dir, enabled=workers.is_main_process) as run_log:
         step = 0
         if config.do_train:
@@ -297,7 +335,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
                 loss_fn,
                 int(config.num_train_steps),
                 start,
-                lamb if config.optimizer_type == "lamb" else adamw,
+                config.optimizer_factory(),
                 continue_from=config.init_checkpoint if config.resume else None,
             )
             dataset = pretraining_dataset(
@@ -307,6 +345,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
                 config.max_predictions_per_seq,
                 is_training=True,
                 spec=spec,
+                per_record=per_record,
             )
             dataset = with_update_counts(dataset, config.num_accumulation_steps)
             dataset = own_rows(dataset, config.train_batch_size, workers)
@@ -316,7 +355,9 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
             start.assign(variables)
             step = start.step
         if config.do_eval and workers.is_main_process:
-            results = _evaluate(config, prepared.eval_files, logits, eval_sums, step)
+            masking = config.record_masking(run.model_config, seed=12345)
+            eval_records = masking_records(masking, config.max_seq_length) if masking else None
+            results = _evaluate(config, prepared.eval_files, logits, eval_sums, step, eval_records)
             text = "".join(f"{key} = {results[key]}\n" for key in sorted(results))
             from bertfam.atomic import write_text
 
@@ -352,19 +393,23 @@ def update_share(batch, micro_batches: int, workers: int):
     return (batch["masked_lm_count"] + 1e-5 / micro_batches) / workers
 
 
-def _evaluate(config, files, logits, eval_sums, step: int) -> Dict[str, float]:
-    """Google's eval metrics over --max_eval_steps batches (fewer when the files end)."""
+def _evaluate(config, files, logits, eval_sums, step: int, records=None) -> Dict[str, float]:
+    """Google's eval metrics over --max_eval_steps batches (fewer when the files end);
+    `records`: (spec, per_record) when the masks are made as records are read."""
     import tensorflow as tf
 
     from bertfam.tf.pretraining_heads import pretraining_losses
     from bertfam.tf.pretraining_records import pretraining_dataset
 
+    spec, per_record = records or (None, None)
     dataset = pretraining_dataset(
         files,
         config.eval_batch_size,
         config.max_seq_length,
         config.max_predictions_per_seq,
         is_training=False,
+        spec=spec,
+        per_record=per_record,
     )
 
     @tf.function
@@ -382,11 +427,12 @@ def _evaluate(config, files, logits, eval_sums, step: int) -> Dict[str, float]:
     if not losses:
         raise UserError("the evaluation files hold no batch")
     mlm_weight, nsp_weight = totals["masked_lm_weight"], totals["next_sentence_weight"]
+    task = config.sentence_task  # ALBERT's keys: sentence_order_accuracy, ..._loss
     return {
         "global_step": step,
         "loss": sum(losses) / len(losses),  # the Estimator's mean of batch losses
         "masked_lm_accuracy": totals["masked_lm_accuracy"] / mlm_weight,
         "masked_lm_loss": totals["masked_lm_loss"] / mlm_weight,
-        "next_sentence_accuracy": totals["next_sentence_accuracy"] / nsp_weight,
-        "next_sentence_loss": totals["next_sentence_loss"] / nsp_weight,
+        f"{task}_accuracy": totals["next_sentence_accuracy"] / nsp_weight,
+        f"{task}_loss": totals["next_sentence_loss"] / nsp_weight,
     }

@@ -23,11 +23,15 @@ from bertfam.tf.example_encoding import serialize_examples
 
 
 def write_example_files(
-    arrays: Dict[str, np.ndarray], output_files: Sequence[str], show_progress: bool = True
+    arrays: Dict[str, np.ndarray],
+    output_files: Sequence[str],
+    show_progress: bool = True,
+    features: Sequence[str] = FEATURES,
 ) -> int:
     """Write every row of `arrays` (`bertfam.pretraining.features.instance_arrays`) as an
-    Example, dealing them round-robin over `output_files`; returns how many."""
-    data, offsets = serialize_examples({name: arrays[name] for name in FEATURES})
+    Example of `features` (ALBERT's: ``ALBERT_FEATURES``), dealing them round-robin over
+    `output_files`; returns how many."""
+    data, offsets = serialize_examples({name: arrays[name] for name in features})
     temporary = [_temporary_name(path) for path in output_files]
     writers = [tf.io.TFRecordWriter(path) for path in temporary]
     count = len(offsets) - 1
@@ -80,13 +84,16 @@ def pretraining_dataset(
     is_training: bool,
     seed: int = 12345,
     spec=None,
+    per_record=None,
 ) -> tf.data.Dataset:
     """Batches of parsed records, as run_pretraining.py consumes them.
 
     Training: files shuffled, read interleaved, records shuffled through a small buffer,
     repeated forever (Google's input_fn); evaluation: the records in file order, once.
     Partial batches are dropped in training, kept in evaluation. `spec` parses other
-    layouts (packed records: `bertfam.tf.packed_records.packed_feature_spec`).
+    layouts (packed records: `bertfam.tf.packed_records.packed_feature_spec`);
+    `per_record` maps each parsed record before batching, in record order (ALBERT's
+    masking on the fly).
     """
     spec = spec or feature_spec(max_seq_length, max_predictions)
     if is_training:
@@ -100,10 +107,46 @@ def pretraining_dataset(
         ).shuffle(100, seed=seed)
     else:
         records = tf.data.TFRecordDataset(list(paths))
-    batches = records.map(
+    parsed = records.map(
         lambda record: parse_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE
-    ).batch(batch_size, drop_remainder=is_training)
+    )
+    if per_record is not None:
+        parsed = parsed.map(per_record)  # sequential: its generator sees a fixed order
+    batches = parsed.batch(batch_size, drop_remainder=is_training)
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def masking_records(masking, max_seq_length: int):
+    """(spec, per_record) for `pretraining_dataset` when `masking`
+    (`bertfam.pretraining.ngram_masking.OnTheFlyMasking`) makes each record's masks as it
+    is read: the records' ids, mask, segments, labels and ``token_boundary`` are parsed
+    (not their stored masks), and the masks are made in NumPy, in record order."""
+    spec = {
+        name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+        for name in ("input_ids", "input_mask", "segment_ids", "token_boundary")
+    }
+    spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+    slots = masking.max_predictions
+    names = ("input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+
+    def masked(ids, mask, segments, boundary):
+        made = masking(ids, mask, segments, boundary)
+        return tuple(made[name] for name in names)
+
+    def per_record(record):
+        made = tf.numpy_function(
+            masked,
+            [record[n] for n in ("input_ids", "input_mask", "segment_ids", "token_boundary")],
+            (tf.int32, tf.int32, tf.int32, tf.float32),
+            stateful=True,
+        )
+        widths = (max_seq_length, slots, slots, slots)
+        return {
+            **record,
+            **{name: tf.ensure_shape(t, [w]) for name, t, w in zip(names, made, widths)},
+        }
+
+    return spec, per_record
 
 
 def read_example_files(paths: Sequence[str], max_seq_length: int, max_predictions: int):

@@ -83,6 +83,11 @@ class RunConfig(TrainingConfig):
     def warmup_steps(self, total_steps: int) -> int:
         return int(total_steps * self.warmup_proportion)
 
+    @property
+    def warmup_start(self) -> int:
+        """The step warm-up counts from (ALBERT pre-training: --start_warmup_step)."""
+        return 0
+
     def profile_steps(self) -> Optional[Tuple[int, int]]:
         """--profile=START,END as (START, END), or None."""
         if not self.profile:

@@ -118,6 +118,7 @@ class Trainer:
             warmup_steps=self.warmup_steps,
             schedule=self.config.schedule,
             power=self.config.lr_power,
+            warmup_start=self.config.warmup_start,
         )
         self.optimizer.apply(grads, rate)  # counts the update: self.step + 1
         return rate
