@@ -20,6 +20,7 @@ nox.options.sessions = [
     "tensorflow_bert",
     "tensorflow_distilbert",
     "tensorflow_albert",
+    "tensorflow_electra",
     "pytorch_bert",
 ]
 nox.options.error_on_missing_interpreters = True
@@ -67,6 +68,11 @@ def tensorflow_distilbert(session: nox.Session) -> None:
 @nox.session
 def tensorflow_albert(session: nox.Session) -> None:
     tensorflow_model(session, "albert")
+
+
+@nox.session
+def tensorflow_electra(session: nox.Session) -> None:
+    tensorflow_model(session, "electra")
 
 
 @nox.session

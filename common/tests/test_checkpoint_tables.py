@@ -78,3 +78,58 @@ def test_distilbert_keys_map_to_habana_names_and_back():
             assert key.endswith("position_ids")
         elif not key.startswith("vocab_projector."):  # tied to the word table
             assert DISTILBERT_TABLE.tf_to_hf(mapped[0]) == (key, mapped[1])
+
+
+# Google's ELECTRA names (upstream-surface.md §8.5) for one of each kind, by folder.
+ELECTRA_GOOGLE = {
+    "electra.embeddings_project.weight": ("electra/embeddings_project/kernel", True),
+    "electra.encoder.layer.1.attention.self.key.bias": (
+        "electra/encoder/layer_1/attention/self/key/bias",
+        False,
+    ),
+    "discriminator_predictions.dense_prediction.weight": (
+        "discriminator_predictions/dense_1/kernel",
+        True,
+    ),
+    "qa_outputs.weight": ("cls/squad/output_weights", False),
+}
+ELECTRA_GENERATOR_GOOGLE = {
+    "electra.embeddings.word_embeddings.weight": ("electra/embeddings/word_embeddings", False),
+    "electra.embeddings_project.bias": ("generator/embeddings_project/bias", False),
+    "electra.encoder.layer.0.output.LayerNorm.weight": (
+        "generator/encoder/layer_0/output/LayerNorm/gamma",
+        False,
+    ),
+    "generator_predictions.LayerNorm.bias": ("generator_predictions/LayerNorm/beta", False),
+    "generator_lm_head.bias": ("generator_predictions/output_bias", False),
+}
+
+
+@pytest.mark.parametrize("generator", [False, True], ids=["discriminator", "generator"])
+def test_electra_keys_map_to_google_names_and_back(generator):
+    from bertfam.checkpoints import ELECTRA_GENERATOR_TABLE, ELECTRA_TABLE
+
+    shapes = dict(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, intermediate_size=37)  # fmt: skip
+    table, expected = (
+        (ELECTRA_GENERATOR_TABLE, ELECTRA_GENERATOR_GOOGLE)
+        if generator
+        else (ELECTRA_TABLE, ELECTRA_GOOGLE)
+    )
+    classes = (
+        (transformers.ElectraForMaskedLM,)
+        if generator
+        else (transformers.ElectraForPreTraining, transformers.ElectraForQuestionAnswering)
+    )
+    keys = set()
+    for model_class in classes:
+        keys.update(state_keys(model_class, transformers.ElectraConfig, **shapes))
+    mapped = {key: table.hf_to_tf(key) for key in keys}
+    for key, name in expected.items():
+        assert mapped[key] == name
+    skipped = {key for key, value in mapped.items() if value is None}
+    assert skipped <= {"electra.embeddings.position_ids", "electra.embeddings.token_type_ids",
+                       "generator_lm_head.weight"}  # fmt: skip
+    for key, value in mapped.items():
+        if value is not None:
+            assert table.tf_to_hf(value[0]) == (key, value[1])

@@ -21,6 +21,8 @@ Habana's loader matches (``distilbert/transformer/layer/3/attention/q_lin/kernel
 word and position tables are ``distilbert/embeddings/weight`` and ``.../embeddings``).
 `ALBERT_TABLE` maps HuggingFace ALBERT to Google's ALBERT names (one shared layer under
 ``bert/encoder/transformer/group_0/inner_group_0``).
+`ELECTRA_TABLE` and `ELECTRA_GENERATOR_TABLE` map HuggingFace ELECTRA discriminator and
+generator folders to Google's ELECTRA names (``electra/``, ``generator/``).
 A model folder's ``model_type`` picks the table (`HF_TABLES`).
 
 Also here: reading a HuggingFace model folder (config.json + model.safetensors or
@@ -126,26 +128,26 @@ def _layer_rows(hf_layer: str, tf_layer: str, parts) -> Tuple[Tuple[str, str, st
     return tuple((f"{hf_layer}.{hf}", f"{tf_layer}/{tf}", kind) for hf, tf, kind in parts)
 
 
+# Google BERT's names inside one layer (ELECTRA's layers use them too).
+_BERT_LAYER_PARTS = (
+    ("attention.self.query", "attention/self/query", DENSE),
+    ("attention.self.key", "attention/self/key", DENSE),
+    ("attention.self.value", "attention/self/value", DENSE),
+    ("attention.output.dense", "attention/output/dense", DENSE),
+    ("attention.output.LayerNorm", "attention/output/LayerNorm", NORM),
+    ("intermediate.dense", "intermediate/dense", DENSE),
+    ("output.dense", "output/dense", DENSE),
+    ("output.LayerNorm", "output/LayerNorm", NORM),
+)
+
+
 BERT_TABLE = NameTable(
     rows=(
         ("bert.embeddings.word_embeddings", "bert/embeddings/word_embeddings", TABLE),
         ("bert.embeddings.position_embeddings", "bert/embeddings/position_embeddings", TABLE),
         ("bert.embeddings.token_type_embeddings", "bert/embeddings/token_type_embeddings", TABLE),
         ("bert.embeddings.LayerNorm", "bert/embeddings/LayerNorm", NORM),
-        *_layer_rows(
-            "bert.encoder.layer.{n}",
-            "bert/encoder/layer_{n}",
-            (
-                ("attention.self.query", "attention/self/query", DENSE),
-                ("attention.self.key", "attention/self/key", DENSE),
-                ("attention.self.value", "attention/self/value", DENSE),
-                ("attention.output.dense", "attention/output/dense", DENSE),
-                ("attention.output.LayerNorm", "attention/output/LayerNorm", NORM),
-                ("intermediate.dense", "intermediate/dense", DENSE),
-                ("output.dense", "output/dense", DENSE),
-                ("output.LayerNorm", "output/LayerNorm", NORM),
-            ),
-        ),
+        *_layer_rows("bert.encoder.layer.{n}", "bert/encoder/layer_{n}", _BERT_LAYER_PARTS),
         ("bert.pooler.dense", "bert/pooler/dense", DENSE),
         ("cls.predictions.transform.dense", "cls/predictions/transform/dense", DENSE),
         ("cls.predictions.transform.LayerNorm", "cls/predictions/transform/LayerNorm", NORM),
@@ -230,11 +232,57 @@ ALBERT_TABLE = NameTable(
     skipped=r"(^|\.)(position_ids|token_type_ids)$|^predictions\.decoder\.(weight|bias)$",
 )
 
+
+def _electra_rows(encoder: str) -> Tuple[Tuple[str, str, str], ...]:
+    """An ELECTRA folder's backbone: the tables under Google's ``electra/embeddings``
+    (the generator reads the discriminator's), the projection and layers under
+    `encoder` (``electra`` or ``generator``)."""
+    return (
+        ("electra.embeddings.word_embeddings", "electra/embeddings/word_embeddings", TABLE),
+        ("electra.embeddings.position_embeddings", "electra/embeddings/position_embeddings",
+         TABLE),
+        ("electra.embeddings.token_type_embeddings", "electra/embeddings/token_type_embeddings",
+         TABLE),
+        ("electra.embeddings.LayerNorm", "electra/embeddings/LayerNorm", NORM),
+        ("electra.embeddings_project", f"{encoder}/embeddings_project", DENSE),
+        *_layer_rows("electra.encoder.layer.{n}", f"{encoder}/encoder/layer_{{n}}",
+                     _BERT_LAYER_PARTS),
+    )  # fmt: skip
+
+
+# ELECTRA (upstream-surface.md §8.5) under Google's names. A discriminator folder
+# (ElectraForPreTraining, or a fine-tuned ElectraForQuestionAnswering) and a generator
+# folder (ElectraForMaskedLM) share HuggingFace's keys for different networks, so each
+# has its table; `hf_folder_weights_as_tf` tells them apart by the generator's head.
+ELECTRA_TABLE = NameTable(
+    rows=(
+        *_electra_rows("electra"),
+        ("discriminator_predictions.dense", "discriminator_predictions/dense", DENSE),
+        ("discriminator_predictions.dense_prediction", "discriminator_predictions/dense_1",
+         DENSE),
+        ("qa_outputs", "cls/squad", HEAD),
+    ),
+    root="electra.",
+    bare_scopes=("embeddings.", "embeddings_project.", "encoder."),
+)  # fmt: skip
+ELECTRA_GENERATOR_TABLE = NameTable(
+    rows=(
+        *_electra_rows("generator"),
+        ("generator_predictions.dense", "generator_predictions/dense", DENSE),
+        ("generator_predictions.LayerNorm", "generator_predictions/LayerNorm", NORM),
+        ("generator_lm_head", "generator_predictions", HEAD),  # the bias: the matrix is tied
+    ),
+    root="electra.",
+    bare_scopes=("embeddings.", "embeddings_project.", "encoder."),
+    skipped=r"(^|\.)(position_ids|token_type_ids)$|^generator_lm_head\.weight$",
+)
+
 # Which table reads a HuggingFace folder, by its config.json ``model_type``.
 HF_TABLES: Dict[str, NameTable] = {
     "albert": ALBERT_TABLE,
     "bert": BERT_TABLE,
     "distilbert": DISTILBERT_TABLE,
+    "electra": ELECTRA_TABLE,
 }
 
 
@@ -359,8 +407,12 @@ def hf_folder_weights_as_tf(
 ) -> Dict[str, np.ndarray]:
     """A HuggingFace folder's weights under TF names, by the table of its ``model_type``
     (`default`, the model's own, for a type without a table here)."""
-    table = HF_TABLES.get(hf_model_type(folder), default)
-    return hf_weights_as_google(read_hf_weights(folder.weights_file), table)
+    model_type = hf_model_type(folder)
+    weights = read_hf_weights(folder.weights_file)
+    table = HF_TABLES.get(model_type, default)
+    if model_type == "electra" and any(k.startswith("generator_predictions.") for k in weights):
+        table = ELECTRA_GENERATOR_TABLE
+    return hf_weights_as_google(weights, table)
 
 
 @dataclass(frozen=True)

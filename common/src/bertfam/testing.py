@@ -246,3 +246,50 @@ def http_server():
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+# -- parity with HuggingFace (the TensorFlow model folders' test_modeling) ----------------
+
+
+def parity_inputs(vocab_size: int, batch: int = 3, length: int = 13, seed: int = 0):
+    """(ids, mask, segments) as NumPy arrays: random ids, two rows padded at different
+    lengths, a second segment from position 6."""
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(0, vocab_size, (batch, length))
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    mask[-1, 4:] = 0
+    segments = np.zeros_like(ids)
+    segments[:, 6:] = 1
+    return ids, mask, segments
+
+
+def hf_outputs(hf_model, ids, mask, segments):
+    """A HuggingFace PyTorch model's outputs on NumPy inputs, without gradients."""
+    import torch
+
+    with torch.no_grad():
+        return hf_model(
+            input_ids=torch.tensor(ids),
+            attention_mask=torch.tensor(mask),
+            token_type_ids=torch.tensor(segments),
+        )
+
+
+def as_tf(*arrays):
+    """NumPy arrays as int32 TensorFlow tensors (what the TF models take)."""
+    import tensorflow as tf
+
+    return [tf.constant(a, tf.int32) for a in arrays]
+
+
+def ours_from(source, build: Callable, config):
+    """(build(config), the load report) with the weights of `source` (a HuggingFace
+    folder or a TF checkpoint) assigned by name."""
+    from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint, variables_by_name
+
+    model = build(config)
+    weights, description = read_init_checkpoint(source)
+    return model, assign_weights(variables_by_name(model), weights, description)

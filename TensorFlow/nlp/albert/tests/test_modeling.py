@@ -24,6 +24,8 @@ from bertfam import tinydata
 from bertfam.albert_config import AlbertConfig
 from bertfam.bert_config import BertConfigError
 from bertfam.checkpoints import CheckpointError
+from bertfam.testing import as_tf, hf_outputs, ours_from
+from bertfam.testing import parity_inputs as inputs
 from bertfam.tf.checkpoint import (
     assign_weights,
     read_init_checkpoint,
@@ -33,36 +35,6 @@ from bertfam.tf.checkpoint import (
 
 # BERT's parity shapes with ALBERT's narrower embeddings and its tanh GELU.
 TINY = dict(tinydata.PARITY_SHAPES, embedding_size=16, hidden_act="gelu_new")
-
-
-def inputs(vocab_size, batch=3, length=13, seed=0):
-    rng = np.random.RandomState(seed)
-    ids = rng.randint(0, vocab_size, (batch, length))
-    mask = np.ones_like(ids)
-    mask[1, 9:] = 0
-    mask[-1, 4:] = 0
-    segments = np.zeros_like(ids)
-    segments[:, 6:] = 1
-    return ids, mask, segments
-
-
-def hf_outputs(hf_model, ids, mask, segments):
-    with torch.no_grad():
-        return hf_model(
-            input_ids=torch.tensor(ids),
-            attention_mask=torch.tensor(mask),
-            token_type_ids=torch.tensor(segments),
-        )
-
-
-def as_tf(*arrays):
-    return [tf.constant(a, tf.int32) for a in arrays]
-
-
-def ours_from(source, build, config):
-    model = build(config)
-    weights, description = read_init_checkpoint(source)
-    return model, assign_weights(variables_by_name(model), weights, description)
 
 
 @pytest.fixture(params=["safetensors", "google_checkpoint"])

@@ -14,6 +14,8 @@ from transformers import BertModel as HFBertModel
 from bertfam import tinydata
 from bertfam.bert_config import BertConfig
 from bertfam.checkpoints import CheckpointError
+from bertfam.testing import as_tf, hf_outputs, ours_from
+from bertfam.testing import parity_inputs as inputs
 from bertfam.tf.checkpoint import (
     assign_weights,
     read_init_checkpoint,
@@ -23,37 +25,6 @@ from bertfam.tf.checkpoint import (
 from bertfam.tf.pretraining_heads import pretraining_losses
 
 TINY = tinydata.PARITY_SHAPES
-
-
-def inputs(vocab_size, batch=3, length=13, seed=0):
-    rng = np.random.RandomState(seed)
-    ids = rng.randint(0, vocab_size, (batch, length))
-    mask = np.ones_like(ids)
-    mask[1, 9:] = 0
-    mask[-1, 4:] = 0
-    segments = np.zeros_like(ids)
-    segments[:, 6:] = 1
-    return ids, mask, segments
-
-
-def hf_outputs(hf_model, ids, mask, segments):
-    with torch.no_grad():
-        return hf_model(
-            input_ids=torch.tensor(ids),
-            attention_mask=torch.tensor(mask),
-            token_type_ids=torch.tensor(segments),
-        )
-
-
-def ours_from(directory_or_prefix, build, config):
-    model = build(config)
-    weights, source = read_init_checkpoint(directory_or_prefix)
-    report = assign_weights(variables_by_name(model), weights, source)
-    return model, report
-
-
-def as_tf(*arrays):
-    return [tf.constant(a, tf.int32) for a in arrays]
 
 
 @pytest.fixture(params=["safetensors", "pytorch_model.bin", "google_checkpoint"])

@@ -12,6 +12,7 @@ is where each weight lives in the model's checkpoint, and three switches:
 - ``embedding_size`` smaller than ``hidden_size`` (ALBERT, ELECTRA-small) adds the
   projection from the embedding width to the hidden width (``names.embedding_projection``);
 - ``share_layers`` (ALBERT) builds one layer and applies it ``num_hidden_layers`` times;
+- ``embeddings`` given (ELECTRA's generator) uses another encoder's tables;
 - ``names.dropout_after_attention`` is False for DistilBERT, whose ``out_lin`` has none.
 
 Ops carry the upstream scope names (``bert/encoder/layer_0/attention/self/Mul``), which
@@ -254,13 +255,15 @@ class TransformerEncoder(tf.Module):
         with_pooler: bool = True,
         embedding_size: Optional[int] = None,
         share_layers: bool = False,
+        embeddings: Optional[Embeddings] = None,
     ):
         super().__init__(name=scope.replace("/", "_"))
         hidden = config.hidden_size
         width = embedding_size or getattr(config, "embedding_size", None) or hidden
         self.scope = scope
         self.names = names
-        self.embeddings = Embeddings(config, names, scope, width, precision)
+        # ELECTRA's generator reads the discriminator's tables (`embeddings`, shared).
+        self.embeddings = embeddings or Embeddings(config, names, scope, width, precision)
         self.embedding_projection = None
         if width != hidden:
             self.embedding_projection = Dense(

@@ -20,7 +20,7 @@ batches as `tf.metrics.mean` does.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import tensorflow as tf
 
@@ -33,23 +33,33 @@ NEXT_SENTENCE_SCOPE = "cls/seq_relationship"
 
 
 class MaskedLmHead(tf.Module):
-    def __init__(self, config: BertConfig, width: int, precision: Bf16Policy = FP32):
-        """`width`: the word embeddings' (BERT: hidden size; ALBERT: embedding size)."""
+    def __init__(
+        self,
+        config: BertConfig,
+        width: int,
+        precision: Bf16Policy = FP32,
+        scope: str = MASKED_LM_SCOPE,
+        transform: str = f"{MASKED_LM_SCOPE}/transform",
+        activation: Optional[str] = None,
+    ):
+        """`width`: the word embeddings' (BERT: hidden size; ALBERT: embedding size).
+        ELECTRA's generator names it ``generator_predictions`` (`scope` and `transform`)
+        and always uses the exact GELU (`activation`)."""
         super().__init__(name="predictions")
         self.precision = precision
-        scope = f"{MASKED_LM_SCOPE}/transform"
+        self.scope = scope
         init = truncated_normal(config)
-        self.dense = Dense(f"{scope}/dense", config.hidden_size, width, init, precision)
-        self.activation = Activation(config.hidden_act, precision)
-        self.LayerNorm = LayerNorm(f"{scope}/LayerNorm", width, config.layer_norm_eps, precision)
-        self.output_bias = tf.Variable(
-            tf.zeros([config.vocab_size]), name=f"{MASKED_LM_SCOPE}/output_bias"
+        self.dense = Dense(f"{transform}/dense", config.hidden_size, width, init, precision)
+        self.activation = Activation(activation or config.hidden_act, precision)
+        self.LayerNorm = LayerNorm(
+            f"{transform}/LayerNorm", width, config.layer_norm_eps, precision
         )
+        self.output_bias = tf.Variable(tf.zeros([config.vocab_size]), name=f"{scope}/output_bias")
 
     def __call__(self, sequence_output, positions, word_embeddings) -> tf.Tensor:
         """Logits [batch, predictions, vocab] at `positions` [batch, predictions], float32."""
         p = self.precision
-        with tf.name_scope(MASKED_LM_SCOPE):
+        with tf.name_scope(self.scope):
             picked = tf.gather(sequence_output, positions, batch_dims=1)
             hidden = self.LayerNorm(self.activation(self.dense(picked)))
             matmul = lambda x, w: tf.matmul(x, w, transpose_b=True)  # noqa: E731
