@@ -31,6 +31,7 @@ class AlbertConfig(BertConfig):
     num_hidden_groups: int = 1
     inner_group_num: int = 1
     type_vocab_size: int = 2
+    POSITIVE_INTEGERS = BertConfig.POSITIVE_INTEGERS + ("embedding_size",)
     hidden_act: str = "gelu_new"
 
     @classmethod
@@ -48,15 +49,6 @@ class AlbertConfig(BertConfig):
 
     def validate(self) -> None:
         super().validate()
-        if (
-            not isinstance(self.embedding_size, int)
-            or isinstance(self.embedding_size, bool)
-            or self.embedding_size < 1
-        ):
-            raise BertConfigError(
-                f"config {self.source}: 'embedding_size' must be a positive integer, "
-                f"not {self.embedding_size!r}"
-            )
         if (self.num_hidden_groups, self.inner_group_num) != (1, 1):
             raise BertConfigError(
                 f"config {self.source}: num_hidden_groups {self.num_hidden_groups} and "

@@ -48,6 +48,17 @@ class BertConfig:
     # Google's layer norm uses 1e-12 without saying so; HuggingFace writes it down.
     layer_norm_eps: float = 1e-12
     source: str = dataclasses.field(default="<memory>", compare=False)
+    # The sizes `validate` checks; a model with more (ALBERT's, ELECTRA's embedding_size)
+    # extends the tuple.
+    POSITIVE_INTEGERS = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    )
 
     @property
     def head_size(self) -> int:
@@ -99,15 +110,7 @@ class BertConfig:
         def fail(problem: str) -> BertConfigError:
             return BertConfigError(f"config {self.source}: {problem}")
 
-        for key in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "type_vocab_size",
-        ):
+        for key in self.POSITIVE_INTEGERS:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise fail(f"{key!r} must be a positive integer, not {value!r}")

@@ -36,18 +36,7 @@ class ElectraConfig(BertConfig):
     num_attention_heads: int = 4
     intermediate_size: int = 1024
     type_vocab_size: int = 2
-
-    def validate(self) -> None:
-        super().validate()
-        if (
-            not isinstance(self.embedding_size, int)
-            or isinstance(self.embedding_size, bool)
-            or self.embedding_size < 1
-        ):
-            raise BertConfigError(
-                f"config {self.source}: 'embedding_size' must be a positive integer, "
-                f"not {self.embedding_size!r}"
-            )
+    POSITIVE_INTEGERS = BertConfig.POSITIVE_INTEGERS + ("embedding_size",)
 
     def generator(self, fraction: float) -> ElectraConfig:
         """The generator's config for ``--generator_hidden_size=fraction``: the hidden

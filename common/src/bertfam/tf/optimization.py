@@ -58,6 +58,7 @@ def learning_rate(
     schedule: str = "adjusted",
     power: float = 1.0,
     warmup_start: int = 0,
+    end_rate: float = 0.0,
 ):
     """The rate at global step ``step`` (updates done so far): a float, or a float32 tensor.
 
@@ -71,15 +72,26 @@ def learning_rate(
     from that step instead: ``peak * (step - warmup_start) / warmup_steps`` while
     ``step - warmup_start < warmup_steps``. Before it the rate is 0 (upstream's formula
     goes negative there).
+
+    ``end_rate`` (ELECTRA's ``--end_lr``) is where the decay ends instead of 0, as Keras's
+    ``PolynomialDecay``: ``(start - end) * (1 - step / total) ** power + end``.
     """
     _check_schedule(peak, total_steps, warmup_steps, schedule, power)
     start = _decay_start(peak, total_steps, warmup_steps, schedule, power)
     if isinstance(step, numbers.Real):
-        return _rate_of_number(
-            float(step), peak, start, total_steps, warmup_steps, power, warmup_start
+        rate = _rate_of_number(
+            float(step), peak, start - end_rate, total_steps, warmup_steps, power, warmup_start
         )
+        warming = float(step) - warmup_start < warmup_steps
+        return rate if warming else rate + end_rate
     step = tf.cast(step, tf.float32)
-    return _rate_of_tensor(step, peak, start, total_steps, warmup_steps, power, warmup_start)
+    rate = _rate_of_tensor(
+        step, peak, start - end_rate, total_steps, warmup_steps, power, warmup_start
+    )
+    if end_rate == 0.0:
+        return rate
+    warming = step - float(warmup_start) < warmup_steps
+    return tf.where(warming, rate, rate + end_rate)
 
 
 def _check_schedule(peak, total_steps, warmup_steps, schedule, power) -> None:
@@ -301,9 +313,18 @@ class Lamb(_AdamMoments):
     """
 
     def __init__(
-        self, variables_by_name: Mapping[str, tf.Variable], *args, name: str = "Lamb", **kwargs
+        self,
+        variables_by_name: Mapping[str, tf.Variable],
+        *args,
+        name: str = "Lamb",
+        adapt_excluded: bool = True,
+        **kwargs,
     ):
+        """`adapt_excluded` False (ELECTRA's ``--skip_adaptive``, tensorflow_addons'
+        ``exclude_from_layer_adaptation``): the variables excluded from decay also move
+        by ``lr * u``, without a trust ratio."""
         super().__init__(variables_by_name, *args, name=name, **kwargs)
+        self.adapt_excluded = adapt_excluded
 
     def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor, t: tf.Tensor) -> None:
         for name, grad in grads.items():
@@ -317,8 +338,9 @@ class Lamb(_AdamMoments):
         v_hat = v / (1.0 - tf.pow(self.beta_2, t))
         update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
         update = self._with_weight_decay(name, update, weights)
-        ratio = _trust_ratio(tf.norm(weights), tf.norm(update))
-        param.assign_sub(tf.cast(ratio * lr * update, param.dtype))
+        if self.adapt_excluded or self.decays(name):
+            update = _trust_ratio(tf.norm(weights), tf.norm(update)) * update
+        param.assign_sub(tf.cast(lr * update, param.dtype))
 
 
 class GoogleLamb(_AdamMoments):

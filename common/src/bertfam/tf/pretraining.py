@@ -213,6 +213,24 @@ def _check_resumable(prefix: str) -> None:
 def _check_record_widths(path: str, config: PretrainingRunConfig, packed: bool) -> None:
     """The first record of a file must have the lengths the flags say (packed rows carry
     3 more prediction slots, one per packed sequence)."""
+    widths = [("input_ids", "max_seq_length", config.max_seq_length)]
+    required = ()
+    if getattr(config, "masked_lm_budget", 0) > 0:  # the masks are made as records are read
+        required = (
+            "token_boundary",
+            "--masked_lm_budget masks from token_boundary, which these records lack "
+            "(ALBERT's create_pretraining_data.py writes it)",
+        )
+    else:
+        predictions = config.max_predictions_per_seq + (3 if packed else 0)
+        widths.append(("masked_lm_positions", "max_predictions_per_seq", predictions))
+    check_record_widths(path, widths, required)
+
+
+def check_record_widths(path: str, widths, required=()) -> None:
+    """The first record of `path` is a pre-training record whose features have the
+    widths the flags give: `widths` is (feature, flag, expected) triples; `required`, if
+    given, a (feature, why it is needed) pair."""
     import tensorflow as tf
 
     try:
@@ -221,18 +239,9 @@ def _check_record_widths(path: str, config: PretrainingRunConfig, packed: bool) 
         raise UserError(f"{path}: not a TFRecord file ({error.message})") from None
     if record is None:
         raise UserError(f"{path}: no records")
-    example = tf.train.Example.FromString(record.numpy())
-    features = example.features.feature
-    widths = [("input_ids", "max_seq_length", config.max_seq_length)]
-    if getattr(config, "masked_lm_budget", 0) > 0:  # the masks are made as records are read
-        if "token_boundary" not in features:
-            raise UserError(
-                f"{path}: --masked_lm_budget masks from token_boundary, which these "
-                "records lack (ALBERT's create_pretraining_data.py writes it)"
-            )
-    else:
-        predictions = config.max_predictions_per_seq + (3 if packed else 0)
-        widths.append(("masked_lm_positions", "max_predictions_per_seq", predictions))
+    features = tf.train.Example.FromString(record.numpy()).features.feature
+    if required and required[0] not in features:
+        raise UserError(f"{path}: {required[1]}")
     for name, flag, expected in widths:
         if name not in features:
             raise UserError(f"{path}: not a pre-training record (no {name})")

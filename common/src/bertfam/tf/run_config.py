@@ -88,6 +88,26 @@ class RunConfig(TrainingConfig):
         """The step warm-up counts from (ALBERT pre-training: --start_warmup_step)."""
         return 0
 
+    @property
+    def end_learning_rate(self) -> float:
+        """Where the decay ends (ELECTRA pre-training: --end_lr)."""
+        return 0.0
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """Where training checkpoints go (ELECTRA: results/models/<name>/checkpoints)."""
+        return self.output_dir
+
+    @property
+    def saves_checkpoints(self) -> bool:
+        """False when the run is told to save none (ELECTRA's --skip_checkpoint)."""
+        return True
+
+    @property
+    def checkpoint_name(self) -> str:
+        """Their prefix: ``<name>-<step>`` (ELECTRA: ckpt, ckpt-p2)."""
+        return "model.ckpt"
+
     def profile_steps(self) -> Optional[Tuple[int, int]]:
         """--profile=START,END as (START, END), or None."""
         if not self.profile:

@@ -75,7 +75,10 @@ class Trainer:
         # The optimizer counts the updates it applied; that count is the run's step.
         self.step = self.optimizer.iterations
         self.checkpoints = TrainingCheckpoints(
-            config.output_dir, {**variables, **self.optimizer.state}, config.keep_checkpoint_max
+            config.checkpoint_dir,
+            {**variables, **self.optimizer.state},
+            config.keep_checkpoint_max,
+            config.checkpoint_name,
         )
         self._names = list(variables)
         self._profiling = False
@@ -119,6 +122,7 @@ class Trainer:
             schedule=self.config.schedule,
             power=self.config.lr_power,
             warmup_start=self.config.warmup_start,
+            end_rate=self.config.end_learning_rate,
         )
         self.optimizer.apply(grads, rate)  # counts the update: self.step + 1
         return rate
@@ -196,7 +200,7 @@ class Trainer:
                     run_log.log(
                         step, **scalars, learning_rate=rate, sequences_per_second=throughput
                     )
-                if self.is_main_process and (
+                if (self.is_main_process and config.saves_checkpoints) and (
                     step % config.save_checkpoints_steps == 0 or step == self.total_steps
                 ):
                     self.checkpoints.save(step)

@@ -1,0 +1,207 @@
+"""run_pretraining.py end to end on BERT records made from sample_text.txt, with a tiny
+discriminator (``--electra_config_file``, dropout off): phase 1 then phase 2 as
+electra.sh runs them, upstream's files and metric names; kill -9 then
+``--restore_checkpoint=latest`` gives the uninterrupted weights; two Horovod workers at
+half the batch train as one process; ``--load_weights`` starts from HuggingFace
+folders; the bad inputs."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import ElectraConfig as HFConfig
+from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+from bertfam.pretraining.create import corpus_arrays
+from bertfam.pretraining.instances import InstanceOptions
+from bertfam.testing import (
+    assert_same_checkpoint_weights,
+    checkpoint_model_weights,
+    horovod_mpirun,
+    launch_free_env,
+)
+
+FOLDER = Path(__file__).resolve().parents[1]
+TINY = dict(vocab_size=30522, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=4, intermediate_size=37, max_position_embeddings=64,
+            type_vocab_size=2, hidden_act="gelu", hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(shared_data, tmp_path_factory):
+    from bertfam.tf.pretraining_records import write_example_files
+
+    vocab = shared_data / "bert_uncased" / "vocab.txt"
+    text = shared_data / "pretraining" / "sample_text.txt"
+    if not (vocab.is_file() and text.is_file()):
+        pytest.skip(f"BERT's vocab or sample_text.txt not in {shared_data}")
+    folder = tmp_path_factory.mktemp("electra_data")
+    options = InstanceOptions(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2)
+    arrays = corpus_arrays([str(text)], str(vocab), True, 1, options)
+    write_example_files(arrays, [str(folder / f"train-{i}.tfrecord") for i in range(2)], False)
+    (folder / "config.json").write_text(json.dumps(TINY))
+    return {"folder": folder, "vocab": vocab}
+
+
+def flags(data, results, **overrides):
+    values = {
+        "model_name": "base",
+        "electra_config_file": data["folder"] / "config.json",
+        "pretrain_tfrecords": data["folder"] / "train-*.tfrecord",
+        "vocab_file": data["vocab"],
+        "results_dir": results,
+        "max_seq_length": 64,
+        "train_batch_size": 4,
+        "optimizer": "lamb",
+        "learning_rate": "1e-3",
+        "num_train_steps": 6,
+        "num_warmup_steps": 2,
+        "save_checkpoints_steps": 2,
+        "generator_hidden_size": 0.5,
+        "disc_weight": 50.0,
+        "log_freq": 1,
+    }
+    values.update(overrides)
+    switches = [f"--{k}" for k, v in values.items() if v is True]
+    return ["run_pretraining.py", *switches] + [
+        f"--{k}={v}" for k, v in values.items() if v is not True and v is not None
+    ]
+
+
+def run(args, launcher=()):
+    return subprocess.run([*launcher, sys.executable, *map(str, args)], cwd=FOLDER,
+                          capture_output=True, text=True, env=launch_free_env(),
+                          timeout=600)  # fmt: skip
+
+
+def dllog(path):
+    return [json.loads(line[5:]) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def phase1(data, tmp_path_factory):
+    """Phase 1, uninterrupted, in one process: the run the other tests compare with."""
+    results = tmp_path_factory.mktemp("phase1")
+    first = run(flags(data, results))
+    assert first.returncode == 0, first.stderr[-3000:]
+    return results
+
+
+def test_phase_1_then_phase_2_as_electra_sh_runs_them(data, phase1, tmp_path):
+    shutil.copytree(phase1, tmp_path, dirs_exist_ok=True)  # phase 2 writes beside it
+    model = tmp_path / "models" / "base"
+    checkpoints = model / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("ckpt-*.index")) == [
+        "ckpt-2.index", "ckpt-4.index", "ckpt-6.index"]  # fmt: skip
+    saved = json.loads((checkpoints / "pretrain_config.json").read_text())
+    assert saved["model_name"] == "base" and saved["model"]["vocab_size"] == 30528
+    records = dllog(model / "logs" / "dllogger.log")
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6, []]
+    assert set(records[0]["data"]) == {"total_loss", "masked_lm_accuracy", "masked_lm_loss",
+                                       "sampled_masked_lm_accuracy", "disc_loss", "disc_accuracy",
+                                       "disc_precision", "disc_recall", "train_perf",
+                                       "learning_rate"}  # fmt: skip
+    assert {"training_sequences_per_second", "final_loss", "e2e_train_time"} <= set(
+        records[-1]["data"]
+    )
+    second = run(flags(data, tmp_path, phase2=True, restore_checkpoint="latest",
+                       num_train_steps=4, num_warmup_steps=1))  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Restored" in second.stderr and "ckpt-6 at step 0" in second.stderr
+    phase2 = sorted(p.name for p in checkpoints.glob("ckpt-p2-*.index"))
+    assert phase2 == ["ckpt-p2-2.index", "ckpt-p2-4.index"]
+    # Phase 2 moved on from phase 1's weights, both networks and the shared tables.
+    start, end = (checkpoint_model_weights(checkpoints / n) for n in ("ckpt-6", "ckpt-p2-4"))
+    assert start.keys() == end.keys()
+    for name in ("electra/embeddings/word_embeddings", "generator/encoder/layer_1/output/dense/kernel",
+                 "discriminator_predictions/dense_1/kernel"):  # fmt: skip
+        assert not np.allclose(start[name], end[name]), name
+
+
+def test_kill_then_restore_latest_gives_the_uninterrupted_weights(data, phase1, tmp_path):
+    straight, crashed = phase1, tmp_path / "crashed"
+    killed = run(["-m", "bertfam.tf.crash_after_checkpoint", "4", *flags(data, crashed)])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = run(flags(data, crashed, restore_checkpoint="latest"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "ckpt-4 at step 4" in resumed.stderr
+    checkpoints = Path("models", "base", "checkpoints", "ckpt-6")
+    assert_same_checkpoint_weights(crashed / checkpoints, straight / checkpoints, atol=1e-6)
+
+
+def test_two_workers_at_half_the_batch_train_as_one_process(data, phase1, tmp_path):
+    one, two = phase1, tmp_path / "two"
+    distributed = run(flags(data, two, train_batch_size=2), launcher=horovod_mpirun())
+    assert distributed.returncode == 0, distributed.stderr[-3000:]
+    checkpoints = Path("models", "base", "checkpoints", "ckpt-6")
+    assert_same_checkpoint_weights(two / checkpoints, one / checkpoints, atol=2e-5)
+
+
+def test_load_weights_starts_from_huggingface_folders(data, tmp_path):
+    weights = tmp_path / "weights"
+    torch.manual_seed(0)
+    discriminator = ElectraForPreTraining(HFConfig(**{**TINY, "vocab_size": 30528}))
+    generator_shape = dict(TINY, vocab_size=30528, hidden_size=64, num_attention_heads=1,
+                           intermediate_size=256)  # fmt: skip
+    generator = ElectraForMaskedLM(HFConfig(**generator_shape))
+    discriminator.save_pretrained(weights / "discriminator")
+    generator.save_pretrained(weights / "generator")
+    # One update at warm-up's rate 0: the checkpoint holds the loaded weights.
+    result = run(flags(data, tmp_path, load_weights=True, weights_dir=weights,
+                       num_train_steps=1, num_warmup_steps=1))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = checkpoint_model_weights(tmp_path / "models" / "base" / "checkpoints" / "ckpt-1")
+    np.testing.assert_allclose(
+        saved["discriminator_predictions/dense_1/kernel"],
+        discriminator.discriminator_predictions.dense_prediction.weight.detach().numpy().T,
+    )
+    np.testing.assert_allclose(
+        saved["generator/encoder/layer_0/intermediate/dense/kernel"],
+        generator.electra.encoder.layer[0].intermediate.dense.weight.detach().numpy().T,
+    )
+    np.testing.assert_allclose(
+        saved["electra/embeddings/word_embeddings"],
+        discriminator.electra.embeddings.word_embeddings.weight.detach().numpy(),
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(model_size="small", electra_config_file=None), "--model_size=small: base or large"),
+        (dict(phase2=True), "--phase2 continues phase 1: give --restore_checkpoint"),
+        (dict(load_weights=True, restore_checkpoint="latest"),
+         "--load_weights and --restore_checkpoint: give one of them"),
+        (dict(pretrain_tfrecords="/nowhere/*.tfrecord"),
+         "--pretrain_tfrecords: '/nowhere/*.tfrecord' matches no file"),
+        (dict(hmp=True), "--hmp: mixed precision for ELECTRA is not in this release yet"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_nothing_written(data, tmp_path, overrides, message):
+    result = run(flags(data, tmp_path / "results", **overrides))
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_earlier_runs_checkpoints_are_never_overwritten(data, tmp_path):
+    assert run(flags(data, tmp_path, num_train_steps=2)).returncode == 0
+    checkpoints = tmp_path / "models" / "base" / "checkpoints"
+    before = {p.name: p.stat().st_mtime_ns for p in checkpoints.iterdir()}
+    again = run(flags(data, tmp_path, num_train_steps=2))
+    assert again.returncode == 2
+    assert (
+        "holds ckpt-2 of an earlier run: continue it with --restore_checkpoint=latest"
+        in (again.stderr.strip().splitlines()[-1])
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in checkpoints.iterdir()} == before
+    assert os.path.isdir(checkpoints)
