@@ -6,7 +6,6 @@ half the batch train as one process; ``--load_weights`` starts from HuggingFace
 folders; the bad inputs."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -193,15 +192,48 @@ def test_bad_input_is_one_line_and_nothing_written(data, tmp_path, overrides, me
     assert not (tmp_path / "results").exists()
 
 
-def test_an_earlier_runs_checkpoints_are_never_overwritten(data, tmp_path):
-    assert run(flags(data, tmp_path, num_train_steps=2)).returncode == 0
+def test_an_earlier_runs_checkpoints_are_never_overwritten(data, phase1, tmp_path):
+    shutil.copytree(phase1, tmp_path, dirs_exist_ok=True)
     checkpoints = tmp_path / "models" / "base" / "checkpoints"
     before = {p.name: p.stat().st_mtime_ns for p in checkpoints.iterdir()}
-    again = run(flags(data, tmp_path, num_train_steps=2))
+    again = run(flags(data, tmp_path))
     assert again.returncode == 2
-    assert (
-        "holds ckpt-2 of an earlier run: continue it with --restore_checkpoint=latest"
-        in (again.stderr.strip().splitlines()[-1])
-    )
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds ckpt-6 of an earlier run: continue it with " \
+        "--restore_checkpoint=latest" in lines[0], again.stderr[-2000:]  # fmt: skip
     assert {p.name: p.stat().st_mtime_ns for p in checkpoints.iterdir()} == before
-    assert os.path.isdir(checkpoints)
+
+
+def test_postprocessed_folders_load_into_huggingface_and_compute_the_same(phase1, tmp_path):
+    import modeling
+    import tensorflow as tf
+
+    from bertfam.electra_config import ElectraConfig
+    from bertfam.testing import as_tf, hf_outputs, parity_inputs
+    from bertfam.tf.checkpoint import assign_weights, read_tf_checkpoint, variables_by_name
+
+    checkpoint = phase1 / "models" / "base" / "checkpoints" / "ckpt-6"
+    result = subprocess.run(
+        [sys.executable, "postprocess_pretrained_ckpt.py", f"--pretrained_checkpoint={checkpoint}",
+         f"--output_dir={tmp_path}"], cwd=FOLDER, capture_output=True, text=True,
+        env=launch_free_env(), timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    ours = modeling.ElectraPretrainingModel(
+        ElectraConfig.from_dict(dict(TINY, vocab_size=30528)), generator_hidden_size=0.5
+    )
+    variables = variables_by_name(ours)
+    saved = read_tf_checkpoint(checkpoint)
+    assign_weights(variables, {n: saved[n] for n in variables}, str(checkpoint))
+    ids, mask, segments = parity_inputs(30528)
+    every_position = np.tile(np.arange(ids.shape[1]), (ids.shape[0], 1))
+    for part, hf_class in (("discriminator", ElectraForPreTraining),
+                           ("generator", ElectraForMaskedLM)):  # fmt: skip
+        hf, info = hf_class.from_pretrained(tmp_path / part, output_loading_info=True)
+        assert info["missing_keys"] == [] and info["unexpected_keys"] == [], (part, info)
+        reference = hf_outputs(hf.eval(), ids, mask, segments).logits.numpy()
+        if part == "discriminator":
+            logits = ours.discriminator(*as_tf(ids, mask, segments))
+        else:
+            logits = ours.generator(*as_tf(ids, mask, segments, every_position))
+        np.testing.assert_allclose(tf.convert_to_tensor(logits).numpy(), reference, atol=1e-5)

@@ -1,0 +1,94 @@
+"""scripts/electra.sh as the seed runs it (``bash scripts/electra.sh <device> ...``):
+both phases end to end with upstream's positional arguments on tiny data, its log files,
+and its refusals."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bertfam.pretraining.create import corpus_arrays
+from bertfam.pretraining.instances import InstanceOptions
+from bertfam.testing import launch_free_env
+
+FOLDER = Path(__file__).resolve().parents[1]
+TINY = dict(vocab_size=30522, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=4, intermediate_size=37, max_position_embeddings=512,
+            type_vocab_size=2, hidden_act="gelu", hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def codedir(shared_data, tmp_path_factory):
+    """A working folder as the seed sets one up: results/, vocab/vocab.txt, both phases'
+    records (BERT's layout, 128 and 512 tokens) and a tiny discriminator config."""
+    from bertfam.tf.pretraining_records import write_example_files
+
+    vocab = shared_data / "bert_uncased" / "vocab.txt"
+    text = shared_data / "pretraining" / "sample_text.txt"
+    if not (vocab.is_file() and text.is_file()):
+        pytest.skip(f"BERT's vocab or sample_text.txt not in {shared_data}")
+    folder = tmp_path_factory.mktemp("electra_code")
+    (folder / "results").mkdir()
+    (folder / "vocab").mkdir()
+    shutil.copy(vocab, folder / "vocab" / "vocab.txt")
+    for length in (128, 512):
+        options = InstanceOptions(max_seq_length=length, max_predictions_per_seq=20, dupe_factor=1)
+        arrays = corpus_arrays([str(text)], str(vocab), True, 1, options)
+        (folder / f"seq_len_{length}").mkdir()
+        write_example_files(arrays, [str(folder / f"seq_len_{length}" / "books_wiki_0.tfrecord")],
+                            show_progress=False)  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(TINY))
+    return folder
+
+
+def electra_sh(codedir, *arguments):
+    env = launch_free_env(ELECTRA_CONFIG_FILE=str(codedir / "config.json"))
+    return subprocess.run(["bash", str(FOLDER / "scripts" / "electra.sh"), *map(str, arguments)],
+                          cwd=codedir, capture_output=True, text=True, env=env,
+                          timeout=900)  # fmt: skip
+
+
+def test_both_phases_run_as_the_seed_line(codedir):
+    # device precision bs_p1 lr_p1 num_hpu xla warmup_p1 steps_p1 save resume optimizer
+    # accumulate accum_p1 seed job bs_p2 lr_p2 warmup_p2 steps_p2 accum_p2 model p1 p2 codedir
+    result = electra_sh(codedir, "cpu", "fp32", 2, "1e-3", 0, "noxla", 1, 4, 2, "false", "lamb",
+                        "true", 2, 100, "job", 1, "1e-3", 1, 2, 2, "base",
+                        f"{codedir}/seq_len_128/books_wiki*", f"{codedir}/seq_len_512/books_wiki*",
+                        codedir)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checkpoints = codedir / "results" / "models" / "base" / "checkpoints"
+    names = sorted(p.name for p in checkpoints.glob("*.index"))
+    assert names == ["ckpt-2.index", "ckpt-4.index", "ckpt-p2-2.index"]
+    config = json.loads((checkpoints / "pretrain_config.json").read_text())
+    assert config["phase2"] and config["max_seq_length"] == 512 and config["skip_adaptive"]
+    assert config["generator_hidden_size"] == 0.3333333 and config["lr_power"] == 0.5
+    logs = sorted(p.name for p in (codedir / "results").glob("job.*.log"))
+    assert [re.sub(r"\d{12}", "<date>", name) for name in logs] == [
+        "job.electra_pretraining_phase1_fp32.<date>.log",
+        "job.electra_pretraining_phase2_fp32.<date>.log",
+    ]
+    phase2 = (codedir / "results" / logs[1]).read_text()
+    assert "--restore_checkpoint=latest --phase2" in phase2 and "ckpt-4 at step 0" in phase2
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [(("cpu", "bf16"), "Unknown <precision> argument: bf16"),
+     (("cpu", "hmp"), "--hmp: mixed precision for ELECTRA is not in this release yet")],
+)  # fmt: skip
+def test_refusals(codedir, arguments, message):
+    result = electra_sh(codedir, *arguments, 2, "1e-3", 0, "noxla", 1, 2, 2, "false", "lamb",
+                        "true", 1, 100, "refused", 1, "1e-3", 1, 1, 1, "base",
+                        f"{codedir}/seq_len_128/*", f"{codedir}/seq_len_512/*", codedir)  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_a_missing_results_folder_is_refused(tmp_path):
+    result = subprocess.run(["bash", str(FOLDER / "scripts" / "electra.sh"), "cpu"], cwd=tmp_path,
+                            capture_output=True, text=True, env=launch_free_env())  # fmt: skip
+    assert result.returncode == 1 and "Error! ./results directory missing." in result.stderr
