@@ -39,7 +39,8 @@ def parse_flags(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--pretrained_checkpoint", required=True, help="A ckpt-<step> prefix")
     p.add_argument("--output_dir", required=True, help="Where discriminator/, generator/ go")
-    p.add_argument("--hmp", action="store_true", help="Not in this release (refused)")
+    p.add_argument("--hmp", action="store_true",
+                   help="The run trained in bf16 (the weights are fp32 either way)")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -75,8 +76,6 @@ def write_folder(folder: Path, config: dict, weights: dict) -> None:
 def main(argv=None) -> None:
     args = parse_flags(argv)
     try:
-        if args.hmp:
-            raise FlagError("--hmp: mixed precision for ELECTRA is not in this release yet")
         if not Path(f"{args.pretrained_checkpoint}.index").is_file():
             raise FlagError(
                 f"--pretrained_checkpoint={args.pretrained_checkpoint}: no such checkpoint "

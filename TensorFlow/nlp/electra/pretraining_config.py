@@ -23,6 +23,7 @@ from bertfam.errors import FlagError
 from bertfam.pretraining.create import input_files
 from bertfam.tf.run_config import RunConfig
 
+BF16_CONFIG = Path(__file__).resolve().parent / "bf16_config" / "electra.json"
 PADDED_TO = 8  # upstream pads the vocabulary size to a multiple of 8 (30522 -> 30528)
 CHECKPOINT = re.compile(r'^model_checkpoint_path: "(.+)"$', re.M)
 
@@ -61,7 +62,7 @@ def parse_flags(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="Start from <weights_dir>/{generator,discriminator}")  # fmt: skip
     p.add_argument("--weights_dir")
     p.add_argument("--skip_checkpoint", action="store_true", help="Save no checkpoint")
-    p.add_argument("--hmp", action="store_true", help="Mixed precision: not in this release")
+    p.add_argument("--hmp", action="store_true", help="bf16 as bf16_config/electra.json says")
     p.add_argument("--xla", action="store_true", help="TensorFlow's XLA JIT")
     p.add_argument("--fp16_compression", action="store_true", help="Not supported (refused)")
     p.add_argument("--use_hpu", default="false", help="true: run on Gaudi")
@@ -133,7 +134,6 @@ class ElectraPretrainingConfig(RunConfig):
 def config_from_flags(args: argparse.Namespace) -> ElectraPretrainingConfig:
     """The settings, with every flag checked; TensorFlow not loaded yet."""
     refuse = {
-        "hmp": "mixed precision for ELECTRA is not in this release yet; train in fp32",
         "fp16_compression": "fp16 all-reduce compression is not supported",
         "test_sbs": "upstream's side-by-side debugging is not supported",
         "dump_config": "upstream's side-by-side debugging is not supported",
@@ -196,6 +196,7 @@ def config_from_flags(args: argparse.Namespace) -> ElectraPretrainingConfig:
         json_summary=args.json_summary or "",
         xla=args.xla,
         device="hpu" if args.use_hpu.lower() == "true" else "auto",
+        bf16_config_path=str(BF16_CONFIG) if args.hmp else None,
         use_horovod=launched_processes() > 1,
     )
 

@@ -172,6 +172,16 @@ def test_load_weights_starts_from_huggingface_folders(data, tmp_path):
     )
 
 
+def test_hmp_trains_in_bf16(data, tmp_path):
+    result = run(flags(data, tmp_path, hmp=True, num_train_steps=2))
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = tmp_path / "models" / "base"
+    saved = json.loads((model / "checkpoints" / "pretrain_config.json").read_text())
+    assert saved["bf16_config_path"].endswith("bf16_config/electra.json")
+    losses = [r["data"]["total_loss"] for r in dllog(model / "logs" / "dllogger.log")[:-1]]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[0] > 0
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -181,7 +191,7 @@ def test_load_weights_starts_from_huggingface_folders(data, tmp_path):
          "--load_weights and --restore_checkpoint: give one of them"),
         (dict(pretrain_tfrecords="/nowhere/*.tfrecord"),
          "--pretrain_tfrecords: '/nowhere/*.tfrecord' matches no file"),
-        (dict(hmp=True), "--hmp: mixed precision for ELECTRA is not in this release yet"),
+        (dict(fp16_compression=True), "--fp16_compression: fp16 all-reduce compression"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_nothing_written(data, tmp_path, overrides, message):

@@ -78,7 +78,7 @@ def test_both_phases_run_as_the_seed_line(codedir):
 @pytest.mark.parametrize(
     "arguments, message",
     [(("cpu", "bf16"), "Unknown <precision> argument: bf16"),
-     (("cpu", "hmp"), "--hmp: mixed precision for ELECTRA is not in this release yet")],
+     (("cpu", "fp16"), "Unknown <precision> argument: fp16")],
 )  # fmt: skip
 def test_refusals(codedir, arguments, message):
     result = electra_sh(codedir, *arguments, 2, "1e-3", 0, "noxla", 1, 2, 2, "false", "lamb",
