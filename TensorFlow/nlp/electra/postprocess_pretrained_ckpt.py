@@ -48,8 +48,11 @@ def run_settings(prefix: str) -> dict:
     """The run's pretrain_config.json, beside the checkpoint."""
     path = Path(prefix).parent / "pretrain_config.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(settings.get("model"), dict) and "generator_hidden_size" in settings:
+            return settings
+        raise ValueError("not a run's settings")
+    except (OSError, ValueError, AttributeError):
         raise UserError(
             f"{path}: cannot read it (run_pretraining.py writes it beside its checkpoints; "
             "the networks' shapes come from it)"

@@ -106,7 +106,7 @@ def load_weights(config: ElectraPretrainingConfig, variables) -> None:
         mine = {
             name: v
             for name, v in variables.items()
-            if name.startswith(("generator", "generator_predictions")) == (part == "generator")
+            if name.startswith("generator") == (part == "generator")  # and generator_predictions
         }
         assign_weights(mine, weights, source)
 

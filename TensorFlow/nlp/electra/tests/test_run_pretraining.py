@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from electra_fixtures import TINY, bert_inputs, write_config, write_records
 from transformers import ElectraConfig as HFConfig
 from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
-from bertfam.pretraining.create import corpus_arrays
-from bertfam.pretraining.instances import InstanceOptions
 from bertfam.testing import (
     assert_same_checkpoint_weights,
     checkpoint_model_weights,
@@ -28,25 +27,14 @@ from bertfam.testing import (
 )
 
 FOLDER = Path(__file__).resolve().parents[1]
-TINY = dict(vocab_size=30522, embedding_size=16, hidden_size=32, num_hidden_layers=2,
-            num_attention_heads=4, intermediate_size=37, max_position_embeddings=64,
-            type_vocab_size=2, hidden_act="gelu", hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def data(shared_data, tmp_path_factory):
-    from bertfam.tf.pretraining_records import write_example_files
-
-    vocab = shared_data / "bert_uncased" / "vocab.txt"
-    text = shared_data / "pretraining" / "sample_text.txt"
-    if not (vocab.is_file() and text.is_file()):
-        pytest.skip(f"BERT's vocab or sample_text.txt not in {shared_data}")
+    vocab, text = bert_inputs(shared_data)
     folder = tmp_path_factory.mktemp("electra_data")
-    options = InstanceOptions(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2)
-    arrays = corpus_arrays([str(text)], str(vocab), True, 1, options)
-    write_example_files(arrays, [str(folder / f"train-{i}.tfrecord") for i in range(2)], False)
-    (folder / "config.json").write_text(json.dumps(TINY))
+    write_records(vocab, text, [folder / f"train-{i}.tfrecord" for i in range(2)], 64, 10, 2)
+    write_config(folder / "config.json")
     return {"folder": folder, "vocab": vocab}
 
 

@@ -9,39 +9,27 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from electra_fixtures import bert_inputs, write_config, write_records
 
-from bertfam.pretraining.create import corpus_arrays
-from bertfam.pretraining.instances import InstanceOptions
 from bertfam.testing import launch_free_env
 
 FOLDER = Path(__file__).resolve().parents[1]
-TINY = dict(vocab_size=30522, embedding_size=16, hidden_size=32, num_hidden_layers=2,
-            num_attention_heads=4, intermediate_size=37, max_position_embeddings=512,
-            type_vocab_size=2, hidden_act="gelu", hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def codedir(shared_data, tmp_path_factory):
     """A working folder as the seed sets one up: results/, vocab/vocab.txt, both phases'
     records (BERT's layout, 128 and 512 tokens) and a tiny discriminator config."""
-    from bertfam.tf.pretraining_records import write_example_files
-
-    vocab = shared_data / "bert_uncased" / "vocab.txt"
-    text = shared_data / "pretraining" / "sample_text.txt"
-    if not (vocab.is_file() and text.is_file()):
-        pytest.skip(f"BERT's vocab or sample_text.txt not in {shared_data}")
+    vocab, text = bert_inputs(shared_data)
     folder = tmp_path_factory.mktemp("electra_code")
     (folder / "results").mkdir()
     (folder / "vocab").mkdir()
     shutil.copy(vocab, folder / "vocab" / "vocab.txt")
     for length in (128, 512):
-        options = InstanceOptions(max_seq_length=length, max_predictions_per_seq=20, dupe_factor=1)
-        arrays = corpus_arrays([str(text)], str(vocab), True, 1, options)
         (folder / f"seq_len_{length}").mkdir()
-        write_example_files(arrays, [str(folder / f"seq_len_{length}" / "books_wiki_0.tfrecord")],
-                            show_progress=False)  # fmt: skip
-    (folder / "config.json").write_text(json.dumps(TINY))
+        path = folder / f"seq_len_{length}" / "books_wiki_0.tfrecord"
+        write_records(vocab, text, [path], length, 20, 1)
+    write_config(folder / "config.json")
     return folder
 
 
