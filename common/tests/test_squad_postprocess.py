@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-from squad_fixtures import qa, write_squad
 
 from bertfam.squad.data import read_squad_examples
 from bertfam.squad.evaluate import evaluate_v1
@@ -160,22 +159,6 @@ def test_same_answers_as_upstream_post_processing_on_random_logits(
     if version_2:
         their_odds = json.loads((tmp_path / "o.json").read_text())
         assert ours.null_odds == pytest.approx(their_odds, abs=1e-9)
-
-
-@pytest.fixture
-def tiny(tmp_path, shared_data):
-    context = "Carolina won in 1895.\nThe  Panthers lost in 1896."
-    path = write_squad(
-        tmp_path / "dev.json",
-        [{"context": context, "qas": [qa("q1", "Who won?", [("Carolina", 0)], False)]}],
-        version="v2.0",
-    )
-    tokenizer = WordPieceTokenizer(shared_file(shared_data, "bert_uncased/vocab.txt"))
-    examples = read_squad_examples(path, is_training=False, version_2_with_negative=True)
-    features = convert_examples_to_features(
-        examples, tokenizer, max_seq_length=32, doc_stride=8, max_query_length=8, is_training=False
-    )
-    return examples, features, tokenizer
 
 
 def logits_for(features, tokenizer, tokens_start, tokens_end, null=0.0):

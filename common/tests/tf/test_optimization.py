@@ -631,3 +631,35 @@ def albert_lamb_reference(params, grads_per_step, lrs, *, wd, b1, b2, eps, decay
                 ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
             params[k] = params[k] - ratio * lr * u
     return params, m, v
+
+
+@pytest.mark.parametrize("in_function", [False, True], ids=["eager", "tf.function"])
+def test_bias_corrected_adam_weight_decay_with_rate_multipliers_is_keras_adamw(in_function):
+    # NVIDIA's ELECTRA fine-tuning: Keras Adam's bias correction, decoupled decay, and each
+    # variable's rate scaled by its layer's multiplier. Reference: one Keras AdamW per
+    # variable at that variable's rate (Keras decays by lr * wd * w, then steps).
+    params, grads, _ = random_problem()
+    lrs = [1e-2] * len(grads)
+    multipliers = {name: 0.8**index for index, name in enumerate(TINY)}
+    variables = as_variables(params)
+    opt = AdamWeightDecay(
+        variables, weight_decay_rate=0.1, bias_correction=True, rate_multipliers=multipliers
+    )
+    run_optimizer(opt, grads, lrs, in_function)
+
+    for name, initial in params.items():
+        reference = tf.Variable(initial, name=name)
+        keras = tf.keras.optimizers.AdamW(
+            learning_rate=lrs[0] * multipliers[name],
+            weight_decay=0.1 if name in TINY_DECAYED else 0.0,
+            epsilon=1e-6,
+        )
+        for step in grads:
+            keras.apply_gradients([(tf.constant(step[name]), reference)])
+        np.testing.assert_allclose(variables[name].numpy(), reference.numpy(), atol=1e-6)
+
+
+def test_rate_multipliers_for_unknown_variables_are_refused():
+    variables = as_variables(random_problem()[0])
+    with pytest.raises(ValueError, match="not_a_variable"):
+        AdamWeightDecay(variables, rate_multipliers={"not_a_variable": 0.5})

@@ -48,7 +48,7 @@ class SquadPredictions:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class Candidate:
     feature: int
     start: int
     end: int
@@ -92,7 +92,7 @@ def postprocess_predictions(
         )
         if not version_2_with_negative:
             null = None
-        entries = _nbest_entries(
+        entries = nbest_entries(
             example, features, candidates, null, n_best_size, version_2_with_negative
         )
         nbest[example.qas_id] = entries
@@ -118,26 +118,26 @@ def _best_indexes(logits: np.ndarray, n_best_size: int) -> List[int]:
 
 
 def _candidates(feature_rows, features, start_logits, end_logits, n_best_size, max_answer_length):
-    candidates: List[_Candidate] = []
-    null: Optional[_Candidate] = None  # the window with the lowest [CLS] score
+    candidates: List[Candidate] = []
+    null: Optional[Candidate] = None  # the window with the lowest [CLS] score
     for row in feature_rows:
         starts, ends = start_logits[row], end_logits[row]
         in_context = features.token_offsets[row, :, 0] >= 0
         is_max_context = features.token_is_max_context[row]
         if null is None or starts[0] + ends[0] < null.score:
-            null = _Candidate(row, 0, 0, starts[0], ends[0])
+            null = Candidate(row, 0, 0, starts[0], ends[0])
         for start in _best_indexes(starts, n_best_size):
             if not (in_context[start] and is_max_context[start]):
                 continue
             for end in _best_indexes(ends, n_best_size):
                 if not in_context[end] or end < start or end - start + 1 > max_answer_length:
                     continue
-                candidates.append(_Candidate(row, start, end, starts[start], ends[end]))
+                candidates.append(Candidate(row, start, end, starts[start], ends[end]))
     candidates.sort(key=lambda c: c.score, reverse=True)
     return candidates, null
 
 
-def _nbest_entries(example, features, candidates, null, n_best_size, version_2_with_negative):
+def nbest_entries(example, features, candidates, null, n_best_size, version_2_with_negative):
     chosen: List[tuple] = []  # (text, start_logit, end_logit)
     seen = set()
     if version_2_with_negative and null is not None:
@@ -146,7 +146,7 @@ def _nbest_entries(example, features, candidates, null, n_best_size, version_2_w
     for candidate in candidates:
         if len(chosen) >= n_best_size:
             break
-        text = "" if candidate is null else _span_text(example, features, candidate)
+        text = "" if candidate is null else span_text(example, features, candidate)
         if text in seen:
             continue
         seen.add(text)
@@ -167,7 +167,7 @@ def _nbest_entries(example, features, candidates, null, n_best_size, version_2_w
     ]
 
 
-def _span_text(example: SquadExample, features: SquadFeatures, candidate: _Candidate) -> str:
+def span_text(example: SquadExample, features: SquadFeatures, candidate: Candidate) -> str:
     first = features.token_offsets[candidate.feature, candidate.start, 0]
     last = features.token_offsets[candidate.feature, candidate.end, 1]
     return _GOOGLE_WHITESPACE.sub(" ", example.context[first:last])

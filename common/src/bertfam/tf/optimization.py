@@ -27,7 +27,7 @@ from __future__ import annotations
 import numbers
 import re
 import types
-from typing import Dict, Iterable, Mapping, Sequence, Tuple, Union
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -272,6 +272,11 @@ class AdamWeightDecay(_AdamMoments):
     ``u = m / (sqrt(v) + eps)`` (or ``m / sqrt(v + eps**2)`` with ``epsilon_inside_sqrt``,
     as Habana's BERT and DistilBERT copies compute it); ``u += weight_decay_rate * w``
     unless the name is excluded; ``w -= lr * u``.
+
+    NVIDIA's TF2 ELECTRA fine-tuning builds its AdamWeightDecay on Keras Adam, which
+    bias-corrects: with ``bias_correction`` the Adam direction (not the decay) is scaled
+    by ``sqrt(1 - b2**t) / (1 - b1**t)``. ``rate_multipliers`` scales the learning rate
+    of the variables it names (layer-wise decay); the others get the rate as it is.
     """
 
     def __init__(
@@ -279,25 +284,35 @@ class AdamWeightDecay(_AdamMoments):
         variables_by_name: Mapping[str, tf.Variable],
         *args,
         epsilon_inside_sqrt: bool = False,
+        bias_correction: bool = False,
+        rate_multipliers: Optional[Mapping[str, float]] = None,
         name: str = "AdamWeightDecay",
         **kwargs,
     ):
         # The constants and the exclusion list are `_AdamMoments`'s, in the same order.
         super().__init__(variables_by_name, *args, name=name, **kwargs)
         self.epsilon_inside_sqrt = epsilon_inside_sqrt
+        self.bias_correction = bias_correction
+        unknown = sorted(set(rate_multipliers or {}) - set(self._params))
+        if unknown:
+            raise ValueError(f"{name}: rate multipliers for variables it does not hold: {unknown}")
+        self.rate_multipliers = dict(rate_multipliers or {})
 
     def _apply_dense(self, grads: Dict[str, tf.Tensor], lr: tf.Tensor, t: tf.Tensor) -> None:
+        correction = 1.0
+        if self.bias_correction:
+            correction = tf.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         for name, grad in grads.items():
-            self._step(name, grad, lr)
+            self._step(name, grad, lr * self.rate_multipliers.get(name, 1.0), correction)
 
-    def _step(self, name: str, grad: tf.Tensor, lr: tf.Tensor) -> None:
+    def _step(self, name: str, grad: tf.Tensor, lr: tf.Tensor, correction=1.0) -> None:
         param = self._params[name]
         m, v = self._moments(name, grad)
         if self.epsilon_inside_sqrt:
             update = m * tf.math.rsqrt(v + self.epsilon**2)
         else:
             update = m / (tf.sqrt(v) + self.epsilon)
-        update = self._with_weight_decay(name, update, tf.cast(param, tf.float32))
+        update = self._with_weight_decay(name, correction * update, tf.cast(param, tf.float32))
         param.assign_sub(tf.cast(lr * update, param.dtype))
 
 

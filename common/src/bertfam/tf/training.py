@@ -167,10 +167,12 @@ class Trainer:
 
     # -- loop ------------------------------------------------------------------------
 
-    def train(self, dataset: tf.data.Dataset, run_log: RunLog) -> None:
-        """Run the remaining updates; `dataset` repeats and is in the same order every run."""
+    def train(self, dataset: tf.data.Dataset, run_log: RunLog, until: Optional[int] = None) -> None:
+        """Run the remaining updates (up to update `until`, when given: an epoch's end);
+        `dataset` repeats and is in the same order every run."""
         config = self.config
         start = int(self.step)
+        stop = self.total_steps if until is None else min(until, self.total_steps)
         # Skip what an interrupted run consumed so the resumed run sees the same batches.
         batches = iter(dataset.skip(start * config.num_accumulation_steps))
         sequences_per_update = (
@@ -178,20 +180,20 @@ class Trainer:
         )
         last_time, last_step = time.perf_counter(), start
         bar = progress(
-            total=self.total_steps,
+            total=stop,
             initial=start,
             desc="train",
             unit="step",
             enabled=self.is_main_process,
         )
         with bar:
-            while int(self.step) < self.total_steps:
+            while int(self.step) < stop:
                 self._profile(int(self.step))
                 scalars, rate = self.take_training_step(batches)
                 step = int(self.step)
                 bar.update(1)
                 bar.set_postfix(loss=f"{scalars['loss']:.4f}")
-                if step % config.save_summary_steps == 0 or step == self.total_steps:
+                if step % config.save_summary_steps == 0 or step == stop:
                     now = time.perf_counter()
                     throughput = (
                         sequences_per_update * (step - last_step) / max(now - last_time, 1e-9)
@@ -201,7 +203,7 @@ class Trainer:
                         step, **scalars, learning_rate=rate, sequences_per_second=throughput
                     )
                 if (self.is_main_process and config.saves_checkpoints) and (
-                    step % config.save_checkpoints_steps == 0 or step == self.total_steps
+                    step % config.save_checkpoints_steps == 0 or step == stop
                 ):
                     self.checkpoints.save(step)
             self._profile(int(self.step), finished=True)
