@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,14 +38,15 @@ def progress(
     enabled: bool = True,
     initial: int = 0,
 ):
-    """A progress bar on stderr for long loops; pass ``enabled=is_main_process``."""
+    """A progress bar on stderr for long loops; pass ``enabled=is_main_process``.
+    ``TQDM_DISABLE=1`` (tqdm's own switch; ELECTRA's --disable-progress-bar) hides them all."""
     return tqdm(
         iterable,
         total=total,
         desc=desc,
         unit=unit,
         initial=initial,
-        disable=not enabled,
+        disable=not enabled or os.environ.get("TQDM_DISABLE") == "1",
         file=sys.stderr,
         dynamic_ncols=True,
         mininterval=1.0,

@@ -7,6 +7,7 @@ names, shapes and shared tables."""
 import modeling
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 from transformers import ElectraConfig as HFConfig
 from transformers import ElectraForMaskedLM as HFGenerator
@@ -107,3 +108,77 @@ def test_generator_width_rounds_up_to_heads_of_64(size, fraction, expected):
     assert width == expected
     with pytest.raises(BertConfigError, match="--generator_hidden_size=0"):
         generator.generator(0)
+
+
+def hf_joint_head(ours: modeling.JointSquadHead, hidden: int, beam: int):
+    """HuggingFace's XLNet-style SQuAD head (XLM's copy) holding our head's weights."""
+    from transformers import XLMConfig
+    from transformers.models.xlm.modeling_xlm import XLMSQuADHead
+
+    config = XLMConfig(emb_dim=hidden, start_n_top=beam, end_n_top=beam, layer_norm_eps=1e-12)
+    hf = XLMSQuADHead(config).eval()
+    pairs = {
+        hf.start_logits.dense: ours.start_dense,
+        hf.end_logits.dense_0: ours.end_dense_0,
+        hf.end_logits.dense_1: ours.end_dense_1,
+        hf.answer_class.dense_0: ours.answer_class[0],
+        hf.answer_class.dense_1: ours.answer_class[1],
+    }
+    with torch.no_grad():
+        for linear, dense in pairs.items():
+            linear.weight.copy_(torch.from_numpy(dense.kernel.numpy().T))
+            if dense.bias is not None:
+                linear.bias.copy_(torch.from_numpy(dense.bias.numpy()))
+        hf.end_logits.LayerNorm.weight.copy_(torch.from_numpy(ours.end_norm.gamma.numpy()))
+        hf.end_logits.LayerNorm.bias.copy_(torch.from_numpy(ours.end_norm.beta.numpy()))
+    return hf
+
+
+def test_answer_mask_leaves_context_and_cls_open():
+    # [CLS] q q [SEP] c c c [SEP] pad pad
+    mask = tf.constant([[1, 1, 1, 1, 1, 1, 1, 1, 0, 0]])
+    segments = tf.constant([[0, 0, 0, 0, 1, 1, 1, 1, 0, 0]])
+    expected = [[0, 1, 1, 1, 0, 0, 0, 1, 1, 1]]
+    np.testing.assert_array_equal(modeling.answer_mask(mask, segments).numpy(), expected)
+
+
+def test_joint_head_matches_huggingface_xlnet_head():
+    import tensorflow as tf
+    from squad_loss import joint_loss
+
+    tf.random.set_seed(3)
+    config = ElectraConfig.from_dict(TINY)
+    beam, batch, length, hidden = 3, 4, 12, TINY["hidden_size"]
+    head = modeling.JointSquadHead(config, beam, version_2_with_negative=True)
+    hf = hf_joint_head(head, hidden, beam)
+    rng = np.random.default_rng(0)
+    states = rng.standard_normal((batch, length, hidden)).astype(np.float32)
+    lengths = np.array([12, 9, 7, 10])
+    mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
+    segments = ((np.arange(length)[None] >= 4) * mask).astype(np.int32)
+    p_mask = modeling.answer_mask(tf.constant(mask), tf.constant(segments))
+    starts, ends = np.array([0, 5, 4, 6]), np.array([0, 7, 5, 8])
+
+    start, end, cls = head.training_logits(tf.constant(states), p_mask, tf.constant(starts))
+    ours = joint_loss(start, end, cls, tf.constant(starts), tf.constant(ends))
+    torch_in = dict(
+        p_mask=torch.from_numpy(p_mask.numpy()), cls_index=torch.zeros(batch, dtype=torch.long)
+    )
+    with torch.no_grad():
+        (reference,) = hf(torch.from_numpy(states), start_positions=torch.from_numpy(starts),
+                          end_positions=torch.from_numpy(ends),
+                          is_impossible=torch.from_numpy((starts == 0).astype(np.float32)),
+                          **torch_in)  # fmt: skip
+        beams = hf(torch.from_numpy(states), **torch_in)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5)
+
+    start_lp, start_ix, end_lp, end_ix, cls = head.beams(tf.constant(states), p_mask)
+    # HuggingFace's "log_probs" are softmax probabilities; NVIDIA's are log-softmax.
+    np.testing.assert_allclose(start_lp.numpy(), np.log(beams[0].numpy()), atol=1e-5)
+    np.testing.assert_array_equal(start_ix.numpy(), beams[1].numpy())
+    # HuggingFace flattens the ends end-major (j * K + i); NVIDIA's layout is i * K + j.
+    start_major = lambda x: x.numpy().reshape(batch, beam, beam).transpose(0, 2, 1)  # noqa: E731
+    end_probabilities = np.exp(end_lp.numpy().reshape(batch, beam, beam))
+    np.testing.assert_allclose(end_probabilities, start_major(beams[2]), atol=1e-6)
+    np.testing.assert_array_equal(end_ix.numpy().reshape(batch, beam, beam), start_major(beams[3]))
+    np.testing.assert_allclose(cls.numpy(), beams[4].numpy(), atol=1e-5)

@@ -66,23 +66,31 @@ class Activation:
 
 
 class Dense(tf.Module):
-    """``<scope>/kernel`` [in, out] and ``<scope>/bias`` [out]."""
+    """``<scope>/kernel`` [in, out] and ``<scope>/bias`` [out] (none with ``use_bias=False``)."""
 
-    def __init__(self, scope: str, in_size: int, out_size: int, initializer, precision: Bf16Policy):
+    def __init__(
+        self,
+        scope: str,
+        in_size: int,
+        out_size: int,
+        initializer,
+        precision: Bf16Policy,
+        use_bias: bool = True,
+    ):
         super().__init__(name=scope.rsplit("/", 1)[-1])
         self.scope = scope
         self.precision = precision
         self.kernel = tf.Variable(initializer([in_size, out_size]), name=f"{scope}/kernel")
-        self.bias = tf.Variable(tf.zeros([out_size]), name=f"{scope}/bias")
+        self.bias = tf.Variable(tf.zeros([out_size]), name=f"{scope}/bias") if use_bias else None
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         # Google flattens to a matrix so every dense layer is one MatMul + BiasAdd.
         p = self.precision
         with tf.name_scope(self.scope):
             matrix = p("Reshape", tf.reshape, x, [-1, x.shape[-1]])
-            out = p(
-                "BiasAdd", tf.nn.bias_add, p("MatMul", tf.matmul, matrix, self.kernel), self.bias
-            )
+            out = p("MatMul", tf.matmul, matrix, self.kernel)
+            if self.bias is not None:
+                out = p("BiasAdd", tf.nn.bias_add, out, self.bias)
             shape = tf.concat([tf.shape(x)[:-1], [self.kernel.shape[-1]]], 0)
             return p("Reshape", tf.reshape, out, shape)
 
