@@ -1,7 +1,9 @@
 """What the ELECTRA end-to-end tests share: a tiny discriminator (dropout off, so runs are
-deterministic) and BERT-layout pre-training records made from sample_text.txt."""
+deterministic), BERT-layout pre-training records made from sample_text.txt and SQuAD
+files of a few XQuAD questions."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,27 @@ def write_records(vocab: Path, text: Path, paths, length: int, predictions: int,
 def write_config(path: Path) -> Path:
     path.write_text(json.dumps(TINY))
     return path
+
+
+EVALUATE = Path(__file__).resolve().parents[1] / "data" / "download" / "squad"
+
+
+def tiny_squad(xquad: Path, folder: Path, version: str, impossible: bool = False) -> Path:
+    """train/dev-v<version>.json of the first two XQuAD paragraphs (four questions each),
+    and the evaluation script this repository ships for that version."""
+    paragraphs = json.loads(xquad.read_text())["data"][0]["paragraphs"][:2]
+    for paragraph in paragraphs:
+        paragraph["qas"] = paragraph["qas"][:4]
+        if version == "2.0":
+            for qa in paragraph["qas"]:
+                qa["is_impossible"] = False
+    if impossible:  # the first question of the second paragraph asked of the first
+        question = dict(paragraphs[1]["qas"][0], id="impossible", answers=[], is_impossible=True)
+        paragraphs[0]["qas"].append(question)
+    folder.mkdir(parents=True)
+    data = {"version": f"v{version}" if version == "2.0" else version,
+            "data": [{"title": "tiny", "paragraphs": paragraphs}]}  # fmt: skip
+    for split in ("train", "dev"):
+        (folder / f"{split}-v{version}.json").write_text(json.dumps(data))
+    shutil.copy(EVALUATE / f"v{version}" / f"evaluate-v{version}.py", folder)
+    return folder
