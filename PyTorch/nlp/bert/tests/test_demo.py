@@ -91,6 +91,11 @@ def check_outputs(line, result, tmp_path):
         assert "mpirun -n 8" in command
 
 
+# Both 8-card lazy lines are refused; the bf16 one then runs in eager mode (fp32 eager on
+# 8 ranks adds nothing the other lines do not cover, at a minute of CI's 2 cores).
+EAGER_RERUN = {line for line in UPSTREAM_LINES if "--world_size 8" not in line or "bf16" in line}
+
+
 @pytest.mark.parametrize("line", UPSTREAM_LINES, ids=range(len(UPSTREAM_LINES)))
 def test_upstream_line(line, paths, tmp_path):
     result = demo(line, paths, tmp_path)
@@ -101,6 +106,8 @@ def test_upstream_line(line, paths, tmp_path):
             "--mode graph (torch.compile)"
         ]
         assert not (tmp_path / "squad").exists()  # refused before anything started
+        if line not in EAGER_RERUN:
+            return
         result = demo(line.replace("--mode lazy", "--mode eager"), paths, tmp_path)
     check_outputs(line.replace("--mode lazy", "--mode eager"), result, tmp_path)
 

@@ -76,7 +76,16 @@ def check_both_phases(result, tmp_path, world):
     assert [s[1] for s in steps if isinstance(s, list) and s] == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("line", UPSTREAM_LINES, ids=[f"line{i + 1}" for i in range(8)])
+# The README's line 4 repeats line 2 word for word: run once. Of the two 8-card lazy lines,
+# both are refused; the bf16 one then runs in eager mode (the fp32 eager path on 8 ranks
+# adds nothing the other lines do not cover, and 8 ranks cost a minute on CI's 2 cores).
+LINES = {line: index + 1 for index, line in reversed(list(enumerate(UPSTREAM_LINES)))}
+EAGER_RERUN = {line for line in LINES if "--world_size 8" not in line or "bf16" in line}
+
+
+@pytest.mark.parametrize(
+    "line", sorted(LINES, key=LINES.get), ids=lambda line: f"line{LINES[line]}"
+)
 def test_upstream_line(line, paths, tmp_path):
     world = 8 if "--world_size 8" in line else 1
     if "--mode lazy" in line:
@@ -84,6 +93,8 @@ def test_upstream_line(line, paths, tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and LAZY_ERROR in lines[-1]
         assert not (tmp_path / "results").exists()
+        if line not in EAGER_RERUN:
+            return
         line = line.replace("--mode lazy", "--mode eager")
     check_both_phases(demo(line, paths, tmp_path), tmp_path, world)
 
