@@ -4,11 +4,14 @@ The scores the script writes are checked against scores computed here, independe
 from the checkpoint it leaves: its weights are loaded by hand into `modeling`'s
 classifier and the accuracy, the mean cross-entropy and the test probabilities are
 recomputed with NumPy.
+
+Resuming after a kill and training on two Horovod workers go through the same shared
+loop and data path (`bertfam.tf.run.train`) as run_squad.py, whose tests
+(test_run_squad.py, test_horovod.py) cover them once for both scripts.
 """
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +22,10 @@ import pytest
 from bertfam import tinydata as tiny
 from bertfam.glue.features import convert_examples_to_features
 from bertfam.glue.readers import MrpcProcessor, read_msr_paraphrase
-from bertfam.testing import assert_same_checkpoint_weights, checkpoint_model_weights, horovod_mpirun
+from bertfam.testing import checkpoint_model_weights
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 FOLDER = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -232,56 +234,6 @@ def test_real_mrpc_with_minilm(shared_data, minilm_dir, tmp_path):
     assert len((out / "test_results.tsv").read_text().splitlines()) == 32
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
-    steps = 200
-    args = flags(
-        files,
-        "--do_train=true",
-        num_train_steps=steps,
-        save_checkpoints_steps=50,
-        save_summary_steps=25,
-    )
-    straight = run(
-        [a for a in args if not a.startswith("--output_dir=")]
-        + [f"--output_dir={tmp_path / 'straight'}"],
-        timeout=600,
-    )
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
-    crashed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bertfam.tf.crash_after_checkpoint",
-            "100",
-            "run_classifier.py",
-            *args,
-        ],
-        cwd=FOLDER,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
-    state = (files["out"] / "checkpoint").read_text().splitlines()[0]
-    latest = int(state.split("model.ckpt-")[1].rstrip('"'))
-    assert latest == 100, state
-
-    metrics = files["out"] / "metrics.jsonl"
-    logged_before = len(metrics.read_text().splitlines())
-    resumed = run(args, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Resuming from {files['out'] / f'model.ckpt-{latest}'}" in resumed.stderr
-    # It carried on after the checkpoint, and did not start over.
-    new = [json.loads(line)["step"] for line in metrics.read_text().splitlines()[logged_before:]]
-    assert new == list(range(latest + 25, steps + 1, 25))
-    assert_same_checkpoint_weights(
-        files["out"] / f"model.ckpt-{steps}",
-        tmp_path / "straight" / f"model.ckpt-{steps}",
-        atol=1e-6,
-    )
-
-
 def test_bf16_config_runs_end_to_end(files):
     """The upstream bf16 JSON reaches the model (op-by-op casts on the CPU): it trains and
     evaluates, and the logits stay float32."""
@@ -297,43 +249,6 @@ def test_bf16_config_runs_end_to_end(files):
     results, _ = read_eval_results(files["out"] / "eval_results.txt")
     assert results["global_step"] == "4"
     assert 0.0 < float(results["loss"]) < 2.0
-
-
-def test_two_workers_train_like_one_process_with_twice_the_batch(files, tmp_path):
-    launcher = horovod_mpirun()
-    two, one = tmp_path / "two", tmp_path / "one"
-    common = flags(files, "--do_train=true", "--do_eval=true", num_train_steps=6)
-    common = [a for a in common if not a.startswith(("--output_dir=", "--train_batch_size="))]
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # mpirun's helpers sit beside it
-    distributed = subprocess.run(
-        launcher
-        + [sys.executable, "run_classifier.py"]
-        + common
-        + ["--train_batch_size=4", "--use_horovod=true", f"--output_dir={two}"],
-        cwd=FOLDER,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert distributed.returncode == 0, distributed.stderr[-3000:]
-    single = run(common + ["--train_batch_size=8", f"--output_dir={one}"], timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
-
-    def losses(output_dir):
-        lines = (output_dir / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
-
-    assert len(losses(two)) == 6
-    np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
-    assert_same_checkpoint_weights(two / "model.ckpt-6", one / "model.ckpt-6", atol=1e-5)
-    two_results, one_results = (read_eval_results(d / "eval_results.txt")[0] for d in (two, one))
-    assert two_results["accuracy"] == one_results["accuracy"]
-    assert float(two_results["loss"]) == pytest.approx(float(one_results["loss"]), rel=1e-5)
-    # Rank 0 alone writes: one metrics log, one set of checkpoints, one eval result.
-    assert sorted(p.name for p in two.glob("model.ckpt-*.index")) == ["model.ckpt-6.index"]
-    assert distributed.stdout.count("accuracy = ") == 1
 
 
 def bad_cases(files, tmp_path):
