@@ -160,6 +160,14 @@ def test_impossible_settings_are_refused(vocab):
         )
 
 
+def test_a_stride_past_the_context_window_is_refused(vocab):
+    # 128 - 64 - 3 = 61 context tokens a window: a stride of 64 would skip tokens.
+    settings = dict(max_seq_length=128, max_query_length=64, is_training=False)
+    with pytest.raises(SquadFeatureError, match=r"doc_stride \(64\) is larger than the context"):
+        convert_examples_to_features([], WordPieceTokenizer(vocab), doc_stride=64, **settings)
+    convert_examples_to_features([], WordPieceTokenizer(vocab), doc_stride=61, **settings)
+
+
 def test_offsets_cut_the_context_tokens(shared_data, vocab):
     path = shared_file(shared_data, "squad/xquad.en.json")
     examples = read_squad_examples(path, is_training=False)[:50]

@@ -41,8 +41,8 @@ def workdir(shared_data, tmp_path_factory):
 def squad_flags(workdir, version="1.1", *extra):
     return ["--electra_model=models/tiny-disc", f"--data_dir=squad/v{version}",
             "--vocab_file=vocab/vocab.txt", "--do_lower_case", "--max_seq_length=128",
-            "--doc_stride=64", "--train_batch_size=4", "--predict_batch_size=8",
-            "--log_freq=1", "--disable-progress-bar", *extra]  # fmt: skip
+            "--doc_stride=64", "--max_query_length=32", "--train_batch_size=4",
+            "--predict_batch_size=8", "--log_freq=1", "--disable-progress-bar", *extra]  # fmt: skip
 
 
 def run(workdir, monkeypatch, capsys, flags):
@@ -88,8 +88,8 @@ def test_train_predict_evaluate_and_reload_the_epoch_checkpoint(workdir, monkeyp
     assert set(nbest) == set(json.loads((trained / "predictions.json").read_text()))
     assert all(abs(sum(e["probability"] for e in entries) - 1) < 1e-6 for entries in nbest.values())
     assert sorted(p.name for p in (workdir / "squad" / "v1.1").glob("TF2_*")) == [
-        "TF2_dev-v1.1.json_tiny-disc_128_64_64",
-        "TF2_train-v1.1.json_tiny-disc_128_64_64",
+        "TF2_dev-v1.1.json_tiny-disc_128_64_32",
+        "TF2_train-v1.1.json_tiny-disc_128_64_32",
     ]
     records = [json.loads(line[5:]) for line in (workdir / "results" / "dllogger.json").open()]
     assert {"exact_match", "F1"} <= set(records[-1]["data"])

@@ -79,6 +79,16 @@ def validate_lengths(max_seq_length: int, doc_stride: int, max_query_length: int
         )
     if doc_stride < 1:
         raise SquadFeatureError(f"doc_stride must be at least 1, not {doc_stride}")
+    # A question of max_query_length tokens leaves this many context tokens a window;
+    # windows starting farther apart would skip the tokens between them, silently.
+    window = max_seq_length - max_query_length - 3
+    if doc_stride > window:
+        raise SquadFeatureError(
+            f"doc_stride ({doc_stride}) is larger than the context window ({window} tokens: "
+            f"max_seq_length {max_seq_length} - max_query_length {max_query_length} - 3), so "
+            "tokens between windows would never be seen: lower doc_stride or raise "
+            "max_seq_length"
+        )
 
 
 def convert_examples_to_features(
