@@ -1,6 +1,7 @@
 """run_squad.py end to end, as users run it: upstream flag names, subprocesses, tiny data."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -164,6 +165,10 @@ def test_predict_from_a_trained_output_dir_and_from_a_google_checkpoint(files, t
     )
 
 
+# TensorFlow's C++ log lines, and the run's own absl INFO lines (devices chosen).
+TF_LOG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |I\d{4} \d\d:\d\d:)")
+
+
 def bad_cases(files, tmp_path):
     train = f"--train_file={files['squad']}"
     malformed = tmp_path / "malformed.json"
@@ -232,7 +237,24 @@ def bad_cases(files, tmp_path):
             flags(files, "--do_train=True", train, "--use_tpu=true"),
             "--use_tpu=true: TPUs are not supported",
         ),
+        "truncated checkpoint": (
+            flags(files, "--do_train=True", train, init_checkpoint=truncated_checkpoint(tmp_path)),
+            "the .data file is truncated or damaged",
+        ),
     }
+
+
+def truncated_checkpoint(tmp_path):
+    """A Google-layout checkpoint whose .data file was cut short, as by a broken download."""
+    import numpy as np
+
+    from bertfam.tf.checkpoint import save_name_based_checkpoint
+
+    prefix = tmp_path / "cut" / "bert_model.ckpt"
+    save_name_based_checkpoint(prefix, {"bert/pooler/dense/kernel": np.ones((64, 64), "float32")})
+    data = Path(f"{prefix}.data-00000-of-00001")
+    data.write_bytes(data.read_bytes()[:1000])
+    return prefix
 
 
 @pytest.mark.parametrize(
@@ -248,6 +270,7 @@ def bad_cases(files, tmp_path):
         "eval without predict",
         "bad bf16 json",
         "tpu",
+        "truncated checkpoint",
     ],
 )
 def test_bad_input_is_one_line_and_nothing_written(files, tmp_path, case):
@@ -255,7 +278,8 @@ def test_bad_input_is_one_line_and_nothing_written(files, tmp_path, case):
     args, message = bad_cases(files, tmp_path)[case]
     result = run(args, timeout=120)
     assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
+    # Log lines aside (TensorFlow's C++ import noise, INFO), the error is one line.
+    lines = [line for line in result.stderr.strip().splitlines() if not TF_LOG.match(line)]
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
     assert not files["out"].exists()
 

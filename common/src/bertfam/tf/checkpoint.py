@@ -71,7 +71,16 @@ def read_tf_checkpoint(prefix: Union[str, Path]) -> Dict[str, np.ndarray]:
             name = key
             if name.endswith(_NOT_WEIGHTS) or name in _BOOKKEEPING or name.startswith("_"):
                 continue
-        weights[name] = reader.get_tensor(key)
+        try:
+            weights[name] = reader.get_tensor(key)
+        except (tf.errors.OpError, IndexError, ValueError) as error:
+            # A .data file cut short (an interrupted download or copy) reads as IndexError
+            # ("Read less bytes than requested"); a corrupt one as a DataLossError.
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(
+                f"checkpoint {prefix}: cannot read {key} ({message}): the .data file is "
+                "truncated or damaged; download or copy it again"
+            ) from None
     return weights
 
 

@@ -57,10 +57,9 @@ def start_run(config: RunConfig, model_config: BertConfig) -> Run:
         np.random.seed(config.deterministic_seed)
         random.seed(config.deterministic_seed)
         model_config = model_config.without_dropout()
-    output_dir = Path(config.output_dir)
-    if workers.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    return Run(workers, precision, model_config, output_dir)
+    # Not created here: the run log creates it once the weights have been read and
+    # checked, so a refused checkpoint leaves no empty output directory behind.
+    return Run(workers, precision, model_config, Path(config.output_dir))
 
 
 def worker_batches(
