@@ -239,7 +239,12 @@ def check_record_widths(path: str, widths, required=()) -> None:
         raise UserError(f"{path}: not a TFRecord file ({error.message})") from None
     if record is None:
         raise UserError(f"{path}: no records")
-    features = tf.train.Example.FromString(record.numpy()).features.feature
+    from google.protobuf.message import DecodeError
+
+    try:
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+    except DecodeError as error:  # intact framing around damaged bytes
+        raise UserError(f"{path}: the first record is not a tf.train.Example ({error})") from None
     if required and required[0] not in features:
         raise UserError(f"{path}: {required[1]}")
     for name, flag, expected in widths:
