@@ -117,6 +117,10 @@ class ElectraPretrainingConfig(RunConfig):
     def saves_checkpoints(self) -> bool:
         return not self.skip_checkpoint
 
+    @property
+    def resume_hint(self) -> str:
+        return "rerun with --restore_checkpoint=latest to resume"
+
     def warmup_steps(self, total_steps: int) -> int:
         return self.num_warmup_steps
 

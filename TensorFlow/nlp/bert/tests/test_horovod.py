@@ -96,6 +96,25 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_
     for name in rank0.files:
         np.testing.assert_array_equal(rank0[name], rank1[name], err_msg=name)
 
+    # SIGTERM to rank 1 alone after update 2: both ranks stop after it, rank 0 saves it and
+    # says so; rerunning under mpirun ends with the uninterrupted weights.
+    preempted = tmp_path / "preempted"
+    script = ["run_squad.py", *run_flags, "--train_batch_size=2", "--use_horovod=true",
+              f"--output_dir={preempted}"]  # fmt: skip
+    signalled = [sys.executable, "-m", "bertfam.tf.signal_after_update", "2", *script]
+    stopped = subprocess.run(launcher + signalled, cwd=FOLDER, capture_output=True, text=True,
+                             env={**environment(), "SIGNAL_RANK": "1"}, timeout=600)  # fmt: skip
+    assert stopped.returncode != 0
+    assert (
+        f"stopped by SIGTERM after update 2; checkpoint {preempted}/model.ckpt-2: rerun"
+        in stopped.stderr
+    ), stopped.stderr[-3000:]
+    assert sorted(p.name for p in preempted.glob("model.ckpt-*.index")) == ["model.ckpt-2.index"]
+    resumed = subprocess.run(launcher + [sys.executable, *script], cwd=FOLDER,
+                             capture_output=True, text=True, env=environment(), timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_checkpoint_weights(preempted / "model.ckpt-6", one / "model.ckpt-6", atol=1e-5)
+
 
 def test_use_horovod_without_horovod_is_one_line(run_flags, tmp_path):
     # Hide an installed Horovod behind a package that fails to import, as a missing one does.

@@ -100,7 +100,7 @@ def test_train_predict_evaluate(files):
     )
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
+def test_resume_after_kill_or_sigterm_equals_an_uninterrupted_run(files, tmp_path):
     args = flags(files, "--do_train=True", train_file=files["squad"], num_train_steps=8)
     straight = run(args[:2] + [f"--output_dir={tmp_path / 'straight'}"] + args[3:], timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
@@ -125,6 +125,26 @@ def test_resume_after_kill_equals_an_uninterrupted_run(files, tmp_path):
     assert resumed_steps == [5, 6, 7, 8]  # carried on after checkpoint 4, did not start over
     assert_same_checkpoint_weights(
         files["out"] / "model.ckpt-8", tmp_path / "straight" / "model.ckpt-8", atol=1e-6
+    )
+
+    # Preempted: SIGTERM after update 3 (between checkpoints) -> that update saved, one line,
+    # status 143; the same command then ends where the uninterrupted run did.
+    out = tmp_path / "preempted"
+    preempted_args = args[:2] + [f"--output_dir={out}"] + args[3:]
+    stopped = subprocess.run(
+        [sys.executable, "-m", "bertfam.tf.signal_after_update", "3", "run_squad.py",
+         *preempted_args],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        f"run_squad.py: stopped by SIGTERM after update 3; checkpoint {out}/model.ckpt-3: "
+        "rerun the same command to resume"
+    )
+    resumed = run(preempted_args, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_checkpoint_weights(
+        out / "model.ckpt-8", tmp_path / "straight" / "model.ckpt-8", atol=1e-6
     )
 
 

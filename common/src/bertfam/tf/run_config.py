@@ -104,6 +104,11 @@ class RunConfig(TrainingConfig):
         return True
 
     @property
+    def resume_hint(self) -> str:
+        """How a stopped run goes on from its checkpoint (said when it is preempted)."""
+        return "rerun the same command to resume"
+
+    @property
     def checkpoint_name(self) -> str:
         """Their prefix: ``<name>-<step>`` (ELECTRA: ckpt, ckpt-p2)."""
         return "model.ckpt"

@@ -14,6 +14,10 @@ The loss function returns ``(loss, metrics)``: the mean loss of the batch, which
 differentiated, and a dict of scalars logged beside it (pre-training's ``mlm_loss``,
 ``nsp_accuracy``...), averaged over micro-batches and workers as the loss is.
 
+SIGTERM or SIGINT (a preempted pod, Ctrl-C) on any worker stops every worker after the
+same update: rank 0 saves that update's checkpoint, says where in one line, and all exit
+with status 143 (130) (`bertfam.preemption`); the same command then resumes.
+
 Checkpoints are ``<output_dir>/model.ckpt-<step>`` in Google's layout
 (`bertfam.tf.training_checkpoints`): the model's variables under their checkpoint names,
 the optimizer slots and ``global_step``. Rerunning the same command after a kill restores
@@ -29,6 +33,7 @@ from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
+from bertfam.preemption import HANDLED, StopSignals, stop_run
 from bertfam.runlog import RunLog, progress
 from bertfam.tf.optimization import adamw, clip_by_global_norm, learning_rate
 from bertfam.tf.run_config import RunConfig
@@ -186,7 +191,8 @@ class Trainer:
             unit="step",
             enabled=self.is_main_process,
         )
-        with bar:
+        saved, received = None, 0
+        with bar, StopSignals() as signals:
             while int(self.step) < stop:
                 self._profile(int(self.step))
                 scalars, rate = self.take_training_step(batches)
@@ -205,8 +211,30 @@ class Trainer:
                 if (self.is_main_process and config.saves_checkpoints) and (
                     step % config.save_checkpoints_steps == 0 or step == stop
                 ):
-                    self.checkpoints.save(step)
+                    saved = (step, self.checkpoints.save(step))
+                received = self._agreed_signal(signals.received)
+                if received:
+                    break
             self._profile(int(self.step), finished=True)
+        if received:  # after the progress bar has closed, so the line is the last one
+            self._stop(received, int(self.step), saved)
+
+    def _agreed_signal(self, received: int) -> int:
+        """The stop signal any worker received (SIGTERM before SIGINT), 0 if none: every
+        worker learns it after the same update, so all save and stop together."""
+        if self.allreduce is None:
+            return received
+        seen = tf.constant([float(received == number) for number in HANDLED])
+        seen = self.allreduce(seen).numpy()
+        return next((number for number, mean in zip(HANDLED, seen) if mean > 0), 0)
+
+    def _stop(self, received: int, step: int, saved) -> None:
+        """Preempted: rank 0 checkpoints this update (if not just done), says so, all exit."""
+        checkpoint = None
+        if self.is_main_process and self.config.saves_checkpoints:
+            checkpoint = saved[1] if saved and saved[0] == step else self.checkpoints.save(step)
+        hint = self.config.resume_hint
+        stop_run(received, step, checkpoint, not self.is_main_process, hint)
 
     def _profile(self, step: int, finished: bool = False) -> None:
         """TensorFlow's profiler over updates [start, end) of --profile=START,END (rank 0)."""
