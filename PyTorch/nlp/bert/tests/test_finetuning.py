@@ -119,7 +119,7 @@ def tiny(tmp_path):
     return {"data": data, "models": tiny_model_cache(tmp_path / "models")}
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny, tmp_path):
+def test_resume_after_a_crash_or_sigterm_equals_an_uninterrupted_run(tiny, tmp_path):
     """Killed right after checkpoint-3, resumed from it: the same weights as never stopping
     (dropout on: the RNG state is part of the checkpoint)."""
     common = ["--per_device_train_batch_size", "8", "--max_steps", "6", "--save_steps", "3"]
@@ -144,6 +144,29 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny, tmp_path):
     assert "Resuming from" in resumed.stderr
     ours, reference = read_weights(tmp_path / "b"), read_weights(tmp_path / "a")
     assert ours.keys() == reference.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], reference[name], atol=1e-6, rtol=0, msg=name)
+
+    # Preempted: SIGTERM after update 2 (between checkpoints) -> checkpoint-2 saved, one line
+    # saying how to resume, status 143; resuming so ends with the same weights too.
+    stopped = subprocess.run(
+        [sys.executable, str(FOLDER / "tests" / "signal_after_update.py"), "2",
+         "finetuning/run_glue.py", *map(str, glue_flags(tiny["models"], tiny["data"], tmp_path / "c", *common))],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    checkpoint = tmp_path / "c" / "checkpoint-2"
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        f"run_glue.py: stopped by SIGTERM after update 2; checkpoint {checkpoint}: rerun with "
+        f"--model_name_or_path {checkpoint} --overwrite_output_dir to resume"
+    )
+    resumed = run(
+        "finetuning/run_glue.py",
+        *glue_flags(tiny["models"], tiny["data"], tmp_path / "c", *common, "--overwrite_output_dir")[2:],
+        "--model_name_or_path", checkpoint,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ours = read_weights(tmp_path / "c")
     for name in ours:
         torch.testing.assert_close(ours[name], reference[name], atol=1e-6, rtol=0, msg=name)
 

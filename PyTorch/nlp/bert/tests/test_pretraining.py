@@ -106,7 +106,7 @@ def test_checkpointed_activations_train_as_stored_ones(data, tmp_path, precision
     assert_same_weights(weights(recomputed / "ckpt_2.pt"), weights(stored / "ckpt_2.pt"), atol=0)
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
+def test_resume_after_kill_or_sigterm_equals_an_uninterrupted_run(data, tmp_path):
     """With dropout on: the data position and the generator states come back too."""
     config = data["dropout_config"]
     straight, out = tmp_path / "straight", tmp_path / "out"
@@ -123,6 +123,22 @@ def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
     succeeded(run_pretraining(*args, "--resume_from_checkpoint"))
     assert_same_weights(weights(out / "ckpt_4.pt"), weights(straight / "ckpt_4.pt"), atol=0)
     assert losses(out) == losses(straight)
+
+    # Preempted: SIGTERM after update 3 (no checkpoint due) -> ckpt_3.pt, one line, 143.
+    preempted = tmp_path / "preempted"
+    args = flags(data["phase1"], config, preempted)
+    stopped = subprocess.run(
+        [sys.executable, str(FOLDER / "tests" / "signal_after_update.py"), "3",
+         "pretraining/run_pretraining.py", *args],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        f"run_pretraining.py: stopped by SIGTERM after update 3; checkpoint "
+        f"{preempted}/ckpt_3.pt: rerun with --resume_from_checkpoint to resume"
+    )
+    succeeded(run_pretraining(*args, "--resume_from_checkpoint"))
+    assert_same_weights(weights(preempted / "ckpt_4.pt"), weights(straight / "ckpt_4.pt"), atol=0)
 
 
 def test_steps_this_run_stops_early_and_the_next_run_goes_on(data, tmp_path):

@@ -65,3 +65,15 @@ def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def agree_on_signal(received: int, world_size: int, device: torch.device) -> int:
+    """The stop signal any process received (SIGTERM before SIGINT; 0 for none), the same
+    on every process after the same update (`bertfam.preemption`)."""
+    from bertfam.preemption import HANDLED
+
+    if world_size == 1:
+        return received
+    seen = torch.tensor([float(received == number) for number in HANDLED], device=device)
+    dist.all_reduce(seen)
+    return next((number for number, count in zip(HANDLED, seen.tolist()) if count > 0), 0)

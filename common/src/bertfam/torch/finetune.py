@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bertfam.preemption import StopSignals, stop_run
 from bertfam.runlog import RunLog, Throughput, progress
 from bertfam.torch.checkpoint import (
     SavedModel,
@@ -33,6 +34,7 @@ from bertfam.torch.checkpoint import (
     save_checkpoint,
     write_model_folder,
 )
+from bertfam.torch.distributed import agree_on_signal
 from bertfam.torch.run import Run, TrainingError
 
 log = logging.getLogger(__name__)
@@ -194,37 +196,48 @@ class Trainer:
         throughput = Throughput()
         interval_loss = torch.zeros((), device=run.device)
         bar = progress(total=total, initial=step, desc="train", unit="update", enabled=run.is_main)
-        while step < total:
-            epoch, position = divmod(step, updates_per_epoch)
-            batches = epoch_batches(
-                num_examples, config.train_batch_size, run, epoch, config.drop_last
-            )
-            for micro in self._updates(batches, position):
-                interval_loss += self.update(micro, arrays, optimizer, scheduler, clip)
-                step += 1
-                bar.update(1)
-                if step % config.logging_steps == 0 or (step == 1 and config.logging_first_step):
-                    count = config.logging_steps if step % config.logging_steps == 0 else 1
-                    record = run_log.log(
-                        step,
-                        loss=interval_loss.item() / count,
-                        learning_rate=scheduler.get_last_lr()[0],
-                        epoch=step / updates_per_epoch,
-                        sequences_per_second=throughput.tick(
-                            count * len(micro[0]) * len(micro) * run.world_size
-                        ),
-                    )
-                    interval_loss.zero_()
-                    bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    if evaluate is not None and config.evaluate_during_training:
-                        run_log.log(step, **evaluate())
-                        self.wrapped.train()
-                if config.save_steps and step % config.save_steps == 0:
-                    self.save_checkpoint(step, optimizer, scheduler)
-                if step >= total:
-                    break
+        last_folder, saved_now, received = None, False, 0
+        with StopSignals() as signals:
+            while step < total and not received:
+                epoch, position = divmod(step, updates_per_epoch)
+                batches = epoch_batches(
+                    num_examples, config.train_batch_size, run, epoch, config.drop_last
+                )
+                for micro in self._updates(batches, position):
+                    interval_loss += self.update(micro, arrays, optimizer, scheduler, clip)
+                    step += 1
+                    bar.update(1)
+                    if step % config.logging_steps == 0 or (
+                        step == 1 and config.logging_first_step
+                    ):
+                        count = config.logging_steps if step % config.logging_steps == 0 else 1
+                        record = run_log.log(
+                            step,
+                            loss=interval_loss.item() / count,
+                            learning_rate=scheduler.get_last_lr()[0],
+                            epoch=step / updates_per_epoch,
+                            sequences_per_second=throughput.tick(
+                                count * len(micro[0]) * len(micro) * run.world_size
+                            ),
+                        )
+                        interval_loss.zero_()
+                        bar.set_postfix(loss=f"{record['loss']:.4f}")
+                        if evaluate is not None and config.evaluate_during_training:
+                            run_log.log(step, **evaluate())
+                            self.wrapped.train()
+                    last_folder = None  # rank 0's folder; every rank knows whether one was saved
+                    saved_now = bool(config.save_steps and step % config.save_steps == 0)
+                    if saved_now:
+                        last_folder = self.save_checkpoint(step, optimizer, scheduler)
+                    received = agree_on_signal(signals.received, run.world_size, run.device)
+                    if received or step >= total:
+                        break
         bar.close()
         self.epoch = step / updates_per_epoch
+        if received:  # preempted: this update's checkpoint, one line, the signal's status
+            folder = last_folder if saved_now else self.save_checkpoint(step, optimizer, scheduler)
+            hint = f"rerun with --model_name_or_path {folder} --overwrite_output_dir to resume"
+            stop_run(received, step, str(folder), not run.is_main, hint)
         return step
 
     def _updates(self, batches: List[np.ndarray], skip: int) -> Iterator[List[np.ndarray]]:

@@ -40,10 +40,13 @@ from torch import nn
 
 from bertfam.checkpoints import CheckpointError
 from bertfam.dllogger import DlLogger
+from bertfam.preemption import StopSignals, stop_run
 from bertfam.runlog import RunLog, progress
+from bertfam.torch.distributed import agree_on_signal
 from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb
 from bertfam.torch.pretraining_args import PretrainingConfig
 from bertfam.torch.pretraining_checkpoint import (
+    checkpoint_path,
     latest_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -341,46 +344,59 @@ class Pretrainer:
         interval_loss = torch.zeros((), device=run.device)
         interval_start, interval_steps, times = time.perf_counter(), 0, []
         last_loss = math.nan
+        received, saved_now = 0, False
         try:
-            while self.step < stop:
-                micro = []
-                for _ in range(config.gradient_accumulation_steps):
-                    self.position, arrays = next(batches)
-                    micro.append(arrays)
-                interval_loss += self.update(micro)
-                self.step += 1
-                interval_steps += 1
-                bar.update(1)
-                finished = self.step == stop
-                if self.step % config.log_freq == 0 or finished:
-                    last_loss = self._reduced(interval_loss) / interval_steps
-                    elapsed = time.perf_counter() - interval_start
-                    times.append(elapsed / interval_steps)
-                    rate = self.scheduler.get_last_lr()[0]
-                    record = run_log.log(
-                        self.step, loss=last_loss, learning_rate=rate,
-                        sequences_per_second=per_update * interval_steps / elapsed,
-                    )  # fmt: skip
-                    dllog.log(
-                        [self.position.epoch, self.step + config.step_offset],
-                        {
-                            "average_loss": last_loss,
-                            "step_loss": last_loss,
-                            "learning_rate": rate,
-                            "average_training_time_step": elapsed / interval_steps,
-                            "average_perf_per_step": per_update * interval_steps / elapsed,
-                        },
+            with StopSignals() as signals:
+                while self.step < stop and not received:
+                    micro = []
+                    for _ in range(config.gradient_accumulation_steps):
+                        self.position, arrays = next(batches)
+                        micro.append(arrays)
+                    interval_loss += self.update(micro)
+                    self.step += 1
+                    interval_steps += 1
+                    bar.update(1)
+                    finished = self.step == stop
+                    if self.step % config.log_freq == 0 or finished:
+                        last_loss = self._reduced(interval_loss) / interval_steps
+                        elapsed = time.perf_counter() - interval_start
+                        times.append(elapsed / interval_steps)
+                        rate = self.scheduler.get_last_lr()[0]
+                        record = run_log.log(
+                            self.step, loss=last_loss, learning_rate=rate,
+                            sequences_per_second=per_update * interval_steps / elapsed,
+                        )  # fmt: skip
+                        dllog.log(
+                            [self.position.epoch, self.step + config.step_offset],
+                            {
+                                "average_loss": last_loss,
+                                "step_loss": last_loss,
+                                "learning_rate": rate,
+                                "average_training_time_step": elapsed / interval_steps,
+                                "average_perf_per_step": per_update * interval_steps / elapsed,
+                            },
+                        )
+                        bar.set_postfix(loss=f"{record['loss']:.4f}")
+                        interval_loss.zero_()
+                        interval_start, interval_steps = time.perf_counter(), 0
+                    saved_now = not config.skip_checkpoint and (
+                        self.step % config.num_steps_per_checkpoint == 0 or finished
                     )
-                    bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    interval_loss.zero_()
-                    interval_start, interval_steps = time.perf_counter(), 0
-                if not config.skip_checkpoint and (
-                    self.step % config.num_steps_per_checkpoint == 0 or finished
-                ):
-                    self.save()
+                    if saved_now:
+                        self.save()
+                    received = agree_on_signal(signals.received, run.world_size, run.device)
         finally:
             bar.close()
             reader.close()
+        if received:  # preempted: this update's checkpoint, one line, the signal's status
+            checkpoint = None
+            if not config.skip_checkpoint:
+                if not saved_now:
+                    self.save()
+                step = self.step + config.step_offset
+                checkpoint = str(checkpoint_path(config.output_dir, step))
+            hint = "rerun with --resume_from_checkpoint to resume"
+            stop_run(received, self.step, checkpoint, not run.is_main, hint)
         if times:
             mean_time = float(np.mean(times))
             dllog.log(
