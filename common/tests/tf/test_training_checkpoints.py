@@ -111,3 +111,30 @@ def test_restoring_a_checkpoint_that_does_not_fit_names_every_problem(tmp_path):
     assert "bert/pooler/dense/kernel (3, 3) (the run's is (4, 4))" in message
     with pytest.raises(CheckpointError, match="cannot read it"):
         TrainingCheckpoints(tmp_path, variables, 2).restore(str(tmp_path / "nothing"))
+
+
+def test_a_damaged_newest_checkpoint_is_passed_over_in_one_line(tmp_path, caplog):
+    variables, optimizer = model_and_optimizer()
+    checkpoints = TrainingCheckpoints(tmp_path, {**variables, **optimizer.state}, 3)
+    train_once(variables, optimizer, 1)
+    checkpoints.save(1)
+    at_step_1 = {name: v.numpy() for name, v in variables.items()}
+    train_once(variables, optimizer, 2)
+    checkpoints.save(2)
+    data = tmp_path / "model.ckpt-2.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:100])  # cut short, as by a full disk
+
+    fresh, fresh_optimizer = model_and_optimizer(seed=9)
+    resumed = TrainingCheckpoints(tmp_path, {**fresh, **fresh_optimizer.state}, 3)
+    with caplog.at_level("WARNING"):
+        assert resumed.restore_newest() == str(tmp_path / "model.ckpt-1")
+    assert int(fresh_optimizer.iterations) == 1  # step 1's state, not a fresh start
+    for name, value in at_step_1.items():
+        np.testing.assert_array_equal(fresh[name].numpy(), value)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "model.ckpt-2: cannot read" in warnings[0]
+    assert warnings[0].endswith(f"resuming from the previous one, {tmp_path}/model.ckpt-1")
+
+    (tmp_path / "model.ckpt-1.index").write_bytes(b"not an index")
+    with pytest.raises(CheckpointError, match="no readable checkpoint to resume from"):
+        resumed.restore_newest()

@@ -98,11 +98,10 @@ class Trainer:
 
     def restore_latest(self) -> bool:
         """Continue an interrupted run from its last checkpoint; False when there is none."""
-        latest = self.checkpoints.latest
-        if latest is None:
+        restored = self.checkpoints.restore_newest()
+        if restored is None:
             return False
-        self.checkpoints.restore(latest)
-        log.info("Resuming from %s (step %d of %d)", latest, int(self.step), self.total_steps)
+        log.info("Resuming from %s (step %d of %d)", restored, int(self.step), self.total_steps)
         return True
 
     # -- steps -----------------------------------------------------------------------

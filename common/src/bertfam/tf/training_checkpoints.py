@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "model.ckpt"
 
 
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint's files cannot be read (cut short, corrupt), as opposed to one that
+    reads but does not fit the run."""
+
+
+def _first(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 class TrainingCheckpoints:
     """Saves and restores `variables` ({checkpoint name: variable}) in `directory`,
     keeping the newest `max_to_keep` checkpoints (the ones a resumed run wrote before
@@ -78,8 +87,9 @@ class TrainingCheckpoints:
         try:
             reader = tf.train.load_checkpoint(prefix)
         except (tf.errors.OpError, ValueError) as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise CheckpointError(f"checkpoint {prefix}: cannot read it ({first})") from None
+            raise DamagedCheckpointError(
+                f"checkpoint {prefix}: cannot read it ({_first(error)})"
+            ) from None
         shapes = reader.get_variable_to_shape_map()
         missing = [n for n in names if n not in shapes]
         wrong = [
@@ -99,7 +109,37 @@ class TrainingCheckpoints:
             )
         for name in names:
             variable = self.variables[name]
-            variable.assign(reader.get_tensor(name).astype(variable.dtype.as_numpy_dtype))
+            try:
+                value = reader.get_tensor(name)
+            except (tf.errors.OpError, IndexError, ValueError) as error:  # a cut-short .data
+                raise DamagedCheckpointError(
+                    f"checkpoint {prefix}: cannot read {name} ({_first(error)})"
+                ) from None
+            variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+
+    def restore_newest(self) -> Optional[str]:
+        """Restore the newest checkpoint that reads, saying in one line which damaged ones
+        it passed over (a resumed run never silently starts again from step 0); returns its
+        prefix, or None when the directory holds no checkpoint."""
+        newest = self.latest
+        kept = [posixpath.join(self.directory, name) for name in reversed(self._kept)]
+        candidates = ([newest] if newest else []) + [p for p in kept if p != newest]
+        damaged = []
+        for prefix in candidates:
+            try:
+                self.restore(prefix)
+            except DamagedCheckpointError as error:
+                damaged.append(str(error))
+                continue
+            if damaged:
+                log.warning("%s; resuming from the previous one, %s", "; ".join(damaged), prefix)
+            return prefix
+        if damaged:
+            raise CheckpointError(
+                "; ".join(damaged) + ": no readable checkpoint to resume from (delete them "
+                "to start again)"
+            )
+        return None
 
     def _write_state(self, latest: str, kept: List[str]) -> None:
         # The text proto tf.train.get_checkpoint_state reads, replaced in one rename.

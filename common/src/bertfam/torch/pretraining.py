@@ -47,8 +47,7 @@ from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb
 from bertfam.torch.pretraining_args import PretrainingConfig
 from bertfam.torch.pretraining_checkpoint import (
     checkpoint_path,
-    latest_checkpoint,
-    read_checkpoint,
+    newest_readable_checkpoint,
     save_checkpoint,
 )
 from bertfam.torch.pretraining_data import ReadPosition, ShardReader
@@ -91,8 +90,8 @@ def find_start(config: PretrainingConfig) -> Start:
         return Start()  # a warm start: the weights only, loaded by the script
     if not config.resume_from_checkpoint:
         return Start()
-    path = latest_checkpoint(config.output_dir, config.resume_step)
-    if path is None:
+    newest = newest_readable_checkpoint(config.output_dir, config.resume_step)
+    if newest is None:
         if config.phase2:
             raise TrainingError(
                 f"--phase2 --resume_from_checkpoint: no ckpt_<step>.pt in {config.output_dir} "
@@ -100,7 +99,7 @@ def find_start(config: PretrainingConfig) -> Start:
             )
         log.info("No checkpoint in %s yet: starting from scratch", config.output_dir)
         return Start()
-    contents = read_checkpoint(path)
+    path, contents = newest
     file_step = int(path.stem.split("_")[1])
     if config.phase2 and not contents.get("phase2", False):  # upstream's ckpts: phase 1's
         log.info("Phase 2 starts from %s (phase 1's update %d)", path, file_step)

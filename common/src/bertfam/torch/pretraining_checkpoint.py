@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -43,14 +43,6 @@ def save_checkpoint(output_dir, step: int, contents: Dict[str, Any]) -> Path:
     return path
 
 
-def latest_checkpoint(output_dir, step: int = -1) -> Optional[Path]:
-    """``ckpt_<step>.pt`` (-1: the newest) in `output_dir`, or None when there is none."""
-    found = checkpoints_in(output_dir)
-    if not found:
-        return None
-    return found[max(found) if step < 0 else step]
-
-
 def read_checkpoint(path) -> Dict[str, Any]:
     """A ckpt file's dict on the CPU; one line when it is not one."""
     try:
@@ -61,3 +53,28 @@ def read_checkpoint(path) -> Dict[str, Any]:
     if not isinstance(contents, dict) or "model" not in contents:
         raise CheckpointError(f"{path}: not a pre-training checkpoint (no 'model' in it)")
     return contents
+
+
+def newest_readable_checkpoint(output_dir, step: int = -1) -> Optional[Tuple[Path, Dict[str, Any]]]:
+    """(path, contents) of ``ckpt_<step>.pt``, or with step -1 of the newest checkpoint
+    that reads: a damaged newer one (a save cut short) is passed over in one logged line,
+    never silently replaced by a fresh start. None when there is no checkpoint."""
+    if step >= 0:
+        path = checkpoints_in(output_dir).get(step)
+        if path is None:
+            raise CheckpointError(f"{output_dir}: no ckpt_{step}.pt to resume from")
+        return path, read_checkpoint(path)
+    found = checkpoints_in(output_dir)
+    damaged = []
+    for number in sorted(found, reverse=True):
+        try:
+            contents = read_checkpoint(found[number])
+        except CheckpointError as error:
+            damaged.append(str(error))
+            continue
+        if damaged:
+            log.warning("%s; resuming from the previous one, %s", "; ".join(damaged), found[number])
+        return found[number], contents
+    if damaged:
+        raise CheckpointError("; ".join(damaged) + ": no readable checkpoint to resume from")
+    return None
