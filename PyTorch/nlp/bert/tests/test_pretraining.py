@@ -332,6 +332,8 @@ def test_a_checkpoint_exports_to_huggingface_and_fine_tunes(data, tmp_path):
             "128",
             "--doc_stride",
             "64",
+            "--max_query_length",
+            "32",
             "--output_dir",
             tuned,
             "--no_cuda",
