@@ -76,3 +76,29 @@ def test_the_optimizer_factory_builds_the_optimizer_and_its_update_is_applied(tm
     assert isinstance(
         Trainer(linear(variables), variables, config(tmp_path), 1).optimizer, AdamWeightDecay
     )
+
+
+def test_a_record_damaged_mid_file_stops_the_run_with_one_error(tmp_path):
+    from bertfam.tf.training import DamagedDataError
+
+    path = tmp_path / "data.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for x, y in zip(X, Y):
+            features = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=x)),
+                        "y": tf.train.Feature(float_list=tf.train.FloatList(value=y))}  # fmt: skip
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features))
+                         .SerializeToString())  # fmt: skip
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte half-way: a CRC mismatch there
+    path.write_bytes(bytes(data))
+    spec = {
+        "x": tf.io.FixedLenFeature([3], tf.float32),
+        "y": tf.io.FixedLenFeature([1], tf.float32),
+    }
+    records = tf.data.TFRecordDataset(str(path)).map(lambda r: tf.io.parse_single_example(r, spec))
+    variables = {"dense/kernel": tf.Variable(W0)}
+    trainer = Trainer(linear(variables), variables, config(tmp_path), total_steps=4)
+    damaged = pytest.raises(DamagedDataError, match="a training record cannot be read")
+    with RunLog(tmp_path, tensorboard=False) as run_log, damaged:
+        trainer.train(records.batch(2).repeat(), run_log)
+    assert 1 <= int(trainer.step) < 4  # the updates before the damage were made

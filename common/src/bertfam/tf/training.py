@@ -33,6 +33,7 @@ from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
+from bertfam.errors import UserError
 from bertfam.preemption import HANDLED, StopSignals, stop_run
 from bertfam.runlog import RunLog, progress
 from bertfam.tf.optimization import adamw, clip_by_global_norm, learning_rate
@@ -40,6 +41,11 @@ from bertfam.tf.run_config import RunConfig
 from bertfam.tf.training_checkpoints import TrainingCheckpoints
 
 log = logging.getLogger(__name__)
+
+
+class DamagedDataError(UserError):
+    """The training data stopped reading mid-run (a damaged TFRecord file)."""
+
 
 # loss_fn(batch, training) -> (mean loss, {name: scalar})
 LossFn = Callable[..., Tuple[tf.Tensor, Mapping[str, tf.Tensor]]]
@@ -194,7 +200,14 @@ class Trainer:
         with bar, StopSignals() as signals:
             while int(self.step) < stop:
                 self._profile(int(self.step))
-                scalars, rate = self.take_training_step(batches)
+                try:
+                    scalars, rate = self.take_training_step(batches)
+                except tf.errors.DataLossError as error:  # a record damaged mid-file
+                    raise DamagedDataError(
+                        f"a training record cannot be read ({error.message.splitlines()[0]}) "
+                        f"at update {int(self.step) + 1}: replace the damaged file; the "
+                        "checkpoints written so far are kept"
+                    ) from None
                 step = int(self.step)
                 bar.update(1)
                 bar.set_postfix(loss=f"{scalars['loss']:.4f}")
