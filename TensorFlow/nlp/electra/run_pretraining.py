@@ -164,10 +164,14 @@ def train(config: ElectraPretrainingConfig, prepared: Prepared) -> None:
         allreduce=workers.allreduce,
     )
     if prepared.restore_from:
-        trainer.checkpoints.restore(prepared.restore_from)
-        if config.phase2 and not os.path.basename(prepared.restore_from).startswith("ckpt-p2-"):
+        restored = prepared.restore_from
+        if config.restore_checkpoint == "latest":  # past a damaged newest one, saying so
+            restored = trainer.checkpoints.restore_newest()
+        else:
+            trainer.checkpoints.restore(restored)
+        if config.phase2 and not os.path.basename(restored).startswith("ckpt-p2-"):
             trainer.step.assign(0)  # phase 2 counts its own updates from phase 1's weights
-        print(f"Restored {prepared.restore_from} at step {int(trainer.step)}", file=sys.stderr)
+        print(f"Restored {restored} at step {int(trainer.step)}", file=sys.stderr)
     workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
     os.makedirs(config.log_dir, exist_ok=True)
     summary = config.json_summary or os.path.join(config.log_dir, "dllogger.log")

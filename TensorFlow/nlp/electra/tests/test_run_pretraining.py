@@ -113,13 +113,20 @@ def test_phase_1_then_phase_2_as_electra_sh_runs_them(data, phase1, tmp_path):
         assert not np.allclose(start[name], end[name]), name
 
 
-def test_kill_then_restore_latest_gives_the_uninterrupted_weights(data, phase1, tmp_path):
+def test_kill_then_restore_latest_past_a_damaged_checkpoint_gives_the_uninterrupted_weights(
+    data, phase1, tmp_path
+):
     straight, crashed = phase1, tmp_path / "crashed"
     killed = run(["-m", "bertfam.tf.crash_after_checkpoint", "4", *flags(data, crashed)])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    # The kill also cut the newest checkpoint short: latest passes over it, saying so.
+    folder = crashed / "models" / "base" / "checkpoints"
+    newest = folder / "ckpt-4.data-00000-of-00001"
+    newest.write_bytes(newest.read_bytes()[:100])
     resumed = run(flags(data, crashed, restore_checkpoint="latest"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "ckpt-4 at step 4" in resumed.stderr
+    assert f"resuming from the previous one, {folder}/ckpt-2" in resumed.stderr
+    assert "ckpt-2 at step 2" in resumed.stderr
     checkpoints = Path("models", "base", "checkpoints", "ckpt-6")
     assert_same_checkpoint_weights(crashed / checkpoints, straight / checkpoints, atol=1e-6)
 
