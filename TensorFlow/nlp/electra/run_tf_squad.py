@@ -263,7 +263,7 @@ def latency_summary(epoch: int, latencies: List[float]) -> str:
     )
 
 
-def run(config: ElectraSquadConfig, prepared: Prepared) -> dict:
+def squad(config: ElectraSquadConfig, prepared: Prepared) -> dict:
     """Train / predict / evaluate as the flags say; returns the last EM/F1 (or {})."""
     import tensorflow as tf
 
@@ -342,7 +342,7 @@ def main(argv=None) -> None:
     try:
         config = config_from_flags(args)
         prepared = prepare(config)
-        run(config, prepared)
+        squad(config, prepared)
     except UserError as error:
         report_and_exit(error, prog=PROG)
 
