@@ -3,6 +3,8 @@ preempting it would, but at a known point (a signal from outside races the loop)
 
     python tests/signal_after_update.py N finetuning/run_glue.py --flags...
     python tests/signal_after_update.py N pretraining/run_pretraining.py --flags...
+
+Under mpirun or torchrun, ``SIGNAL_RANK=1`` signals that rank only (the others must follow).
 """
 
 import os
@@ -14,6 +16,8 @@ from bertfam.torch import finetune, pretraining
 
 after = int(sys.argv.pop(1))
 script = sys.argv.pop(1)
+rank = os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("RANK", "0"))
+signalled = os.environ.get("SIGNAL_RANK", rank) == rank
 updates = 0
 
 
@@ -22,7 +26,7 @@ def signalling(update):
         global updates
         loss = update(self, *args, **kwargs)
         updates += 1
-        if updates == after:
+        if updates == after and signalled:
             os.kill(os.getpid(), signal.SIGTERM)
         return loss
 

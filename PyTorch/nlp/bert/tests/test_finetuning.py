@@ -171,7 +171,7 @@ def test_resume_after_a_crash_or_sigterm_equals_an_uninterrupted_run(tiny, tmp_p
         torch.testing.assert_close(ours[name], reference[name], atol=1e-6, rtol=0, msg=name)
 
 
-def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
+def test_two_processes_equal_one_with_twice_the_batch_also_after_a_sigterm_to_one(tmp_path):
     data = tinydata.write_mrpc(tmp_path / "MRPC", tinydata.identity_pairs(64, 0), [], [])
     models = tiny_model_cache(
         tmp_path / "models", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
@@ -198,6 +198,32 @@ def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
         initial = read_weights(models / "bert-base-uncased").get(name)
         changed += initial is None or not torch.equal(initial, one[name])
     assert changed > 10  # training moved the weights, so the comparison means something
+
+    # SIGTERM to rank 1 alone after update 2: both processes stop after it with one
+    # checkpoint-2 (rank 0 writes it and says so); resumed, the run ends as `one`.
+    def two_processes(*command, **env):
+        return subprocess.run(
+            ["mpirun", "-n", "2", "--oversubscribe", "--allow-run-as-root", "-x", "MASTER_ADDR",
+             "-x", "MASTER_PORT", "-x", "SIGNAL_RANK", sys.executable, *map(str, command),
+             "--max_steps", "4"],
+            cwd=FOLDER, capture_output=True, text=True, timeout=600,
+            env=launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+                                SIGNAL_RANK="1", **env),
+        )  # fmt: skip
+
+    flags = glue_flags(models, data, tmp_path / "three", "--per_device_train_batch_size", "8")
+    stopped = two_processes("tests/signal_after_update.py", "2", "finetuning/run_glue.py", *flags)
+    checkpoint = tmp_path / "three" / "checkpoint-2"
+    assert stopped.returncode != 0 and checkpoint.is_dir(), stopped.stderr[-3000:]
+    assert f"stopped by SIGTERM after update 2; checkpoint {checkpoint}" in stopped.stderr
+    resumed = two_processes(
+        "finetuning/run_glue.py", *flags[2:], "--overwrite_output_dir",
+        "--model_name_or_path", checkpoint,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    three = read_weights(tmp_path / "three")
+    for name in one:
+        torch.testing.assert_close(three[name], one[name], atol=2e-5, rtol=1e-4, msg=name)
 
 
 def test_squad_evaluates_during_training_and_every_checkpoint(tiny, tmp_path):
