@@ -46,10 +46,3 @@ def named_if_bert(error: CheckpointError, init_checkpoint: Optional[str]) -> Che
                 f"bert/encoder/transformer/group_0/inner_group_0): {error}"
             )
     return error
-
-
-def refuse_given(values, reasons: dict) -> None:
-    """One line for the first flag in `reasons` ({flag: why}) that the command sets."""
-    for flag, why in reasons.items():
-        if getattr(values, flag):
-            raise FlagError(f"--{flag}: {why}")

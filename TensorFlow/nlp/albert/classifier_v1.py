@@ -47,11 +47,11 @@ from best_checkpoint import (
     load_weights,
     remove_checkpoint,
 )
-from checks import check_vocab_file, named_if_bert, refuse_given
+from checks import check_vocab_file, named_if_bert
 from feature_cache import FeatureCache, feature_file_names, fingerprint
 
 from bertfam.checkpoints import CheckpointError
-from bertfam.errors import FlagError, UserError
+from bertfam.errors import FlagError, UserError, refuse_given
 from bertfam.glue.features import ClassificationFeatures
 from bertfam.glue.metrics import accuracy, matthews_corrcoef
 from bertfam.glue.readers import GLUE_PROCESSORS, get_processor, read_tsv

@@ -33,9 +33,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, List, Optional
 
 from absl import flags
-from checks import refuse_given
 
-from bertfam.errors import FlagError
+from bertfam.errors import FlagError, refuse_given
 from bertfam.pretraining.create import input_files
 from bertfam.tf.flags import define_common_flags
 from bertfam.tf.pretraining import PretrainingRunConfig

@@ -42,11 +42,11 @@ from best_checkpoint import (
     load_weights,
     remove_checkpoint,
 )
-from checks import check_vocab_file, named_if_bert, refuse_given
+from checks import check_vocab_file, named_if_bert
 from feature_cache import FeatureCache, feature_file_names, fingerprint
 
 from bertfam.checkpoints import CheckpointError
-from bertfam.errors import FlagError
+from bertfam.errors import FlagError, refuse_given
 from bertfam.squad.features import SquadFeatures
 from bertfam.squad.run import EVAL_RESULTS_FILE
 from bertfam.tf.flags import define_squad_flags

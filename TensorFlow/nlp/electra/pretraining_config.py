@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from bertfam.electra_config import SIZES, ElectraConfig
-from bertfam.errors import FlagError
+from bertfam.errors import FlagError, refuse_given
 from bertfam.pretraining.create import input_files
 from bertfam.tf.run_config import RunConfig
 
@@ -142,9 +142,7 @@ def config_from_flags(args: argparse.Namespace) -> ElectraPretrainingConfig:
         "test_sbs": "upstream's side-by-side debugging is not supported",
         "dump_config": "upstream's side-by-side debugging is not supported",
     }
-    for flag, why in refuse.items():
-        if getattr(args, flag):
-            raise FlagError(f"--{flag}: {why}")
+    refuse_given(args, refuse)
     if args.bfloat16.lower() != "false":
         raise FlagError("--bfloat16: unused upstream; leave it false")
     if args.model_size not in ("base", "large") and not args.electra_config_file:

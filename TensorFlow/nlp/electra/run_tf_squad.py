@@ -100,16 +100,12 @@ def starting_weights(config: ElectraSquadConfig, prepared: Prepared, variables):
     --init_checkpoint. Read and checked against the model before anything changes."""
     from layerwise_decay import HEADS
 
-    from bertfam.checkpoints import ELECTRA_TABLE, match_weights
-    from bertfam.tf.checkpoint import read_init_checkpoint
-    from bertfam.tf.run import StartingWeights
+    from bertfam.checkpoints import ELECTRA_TABLE
+    from bertfam.tf.run import checked_weights
 
-    source = str(prepared.folder.path) if config.do_train else config.init_checkpoint
-    weights, description = read_init_checkpoint(source, ELECTRA_TABLE)
-    fresh = HEADS if config.do_train else ()
-    shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
-    match_weights(shapes, weights, description, fresh)  # raises, naming every problem
-    return StartingWeights(weights, description, fresh)
+    if config.do_train:
+        return checked_weights(str(prepared.folder.path), variables, HEADS, ELECTRA_TABLE)
+    return checked_weights(config.init_checkpoint, variables, (), ELECTRA_TABLE)
 
 
 def fine_tune(config, run, model, variables, features, run_log, dllog, after_epoch) -> float:
@@ -232,7 +228,7 @@ def predict(config: ElectraSquadConfig, model, features, examples):
 def run_eval_script(config: ElectraSquadConfig, predictions_file: Path) -> dict:
     """``python <eval_script> <dev file> <predictions>``, its output shown; its scores
     ({"exact_match", "f1"}, percentages; v2.0's "exact" read as exact_match)."""
-    command = [sys.executable, config.eval_script, config.dev_file, str(predictions_file)]
+    command = [sys.executable, config.eval_script, config.predict_file, str(predictions_file)]
     done = subprocess.run(command, capture_output=True, text=True)
     print(done.stdout, end="", flush=True)
     if done.returncode != 0:

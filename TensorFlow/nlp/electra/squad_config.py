@@ -21,7 +21,7 @@ from pretraining_config import BF16_CONFIG, launched_processes
 
 from bertfam.checkpoints import HfFolder, resolve_pretrained
 from bertfam.electra_config import ElectraConfig
-from bertfam.errors import FlagError, OneLineParser
+from bertfam.errors import FlagError, OneLineParser, refuse_given
 from bertfam.squad.features import SquadFeatures
 from bertfam.tf.run_config import SquadRunConfig
 
@@ -74,7 +74,7 @@ def parse_flags(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)
     p.add_argument("--do_lower_case", action="store_true")
     p.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", -1)),
-                   help="Set by launchers; ranks come from mpirun")  # fmt: skip
+                   help="torch.distributed's launchers set it (refused): use mpirun")  # fmt: skip
     p.add_argument("--hmp", action="store_true", help="bf16 as bf16_config/electra.json says")
     p.add_argument("--fp16_all_reduce", action="store_true", help="Not supported (refused)")
     p.add_argument("--xla", action="store_true", help="TensorFlow's XLA JIT")
@@ -125,10 +125,6 @@ class ElectraSquadConfig(SquadRunConfig):
         """No mid-run checkpoints: upstream saves each epoch's weights (run_tf_squad.py)."""
         return False
 
-    @property
-    def dev_file(self) -> str:
-        return os.path.join(self.data_dir, f"dev-v{self.version}.json")
-
     def cache_file(self, split: str) -> str:
         """Upstream's feature cache: ``TF2_<split>-v<version>.json_<model>_<seq>_<stride>_<query>``,
         <model> being what follows the first "/" of --electra_model (all of it without one)."""
@@ -166,9 +162,11 @@ def config_from_flags(args: argparse.Namespace) -> ElectraSquadConfig:
         "train_file": "upstream ignores it: the training file is <data_dir>/train-v1.1.json",
         "predict_file": "upstream ignores it: the dev file is <data_dir>/dev-v1.1.json",
     }
-    for flag, why in refuse.items():
-        if getattr(args, flag):
-            raise FlagError(f"--{flag}: {why}")
+    refuse_given(args, refuse)
+    if args.local_rank != -1:  # upstream reads it and then ranks by Horovod anyway
+        raise FlagError(
+            "--local_rank (LOCAL_RANK): a torch.distributed launcher; start processes with mpirun"
+        )
     if args.bfloat16.lower() != "false":
         raise FlagError("--bfloat16: unused upstream; leave it false (bf16 is --hmp)")
     if not (args.do_train or args.do_predict):

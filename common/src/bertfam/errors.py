@@ -35,6 +35,13 @@ def require_file(path: str | None, flag: str) -> None:
         raise FlagError(f"--{flag}={path}: no such file")
 
 
+def refuse_given(values, reasons: dict) -> None:
+    """One line for the first flag in `reasons` ({flag: why}) that the command sets."""
+    for flag, why in reasons.items():
+        if getattr(values, flag):
+            raise FlagError(f"--{flag}: {why}")
+
+
 def report_and_exit(error: UserError, prog: str | None = None) -> None:
     prefix = f"{prog}: " if prog else ""
     message = " ".join(str(error).split("\n"))

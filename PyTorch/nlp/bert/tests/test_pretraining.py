@@ -106,17 +106,20 @@ def test_checkpointed_activations_train_as_stored_ones(data, tmp_path, precision
     assert_same_weights(weights(recomputed / "ckpt_2.pt"), weights(stored / "ckpt_2.pt"), atol=0)
 
 
+def interrupted(helper: str, step: int, args):
+    """run_pretraining.py under a tests/ helper that kills or signals it at `step`."""
+    command = [sys.executable, str(FOLDER / "tests" / helper), str(step)]
+    return subprocess.run(command + ["pretraining/run_pretraining.py", *args], cwd=FOLDER,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
 def test_resume_after_kill_or_sigterm_equals_an_uninterrupted_run(data, tmp_path):
     """With dropout on: the data position and the generator states come back too."""
     config = data["dropout_config"]
     straight, out = tmp_path / "straight", tmp_path / "out"
     succeeded(run_pretraining(*flags(data["phase1"], config, straight)))
     args = flags(data["phase1"], config, out)
-    crashed = subprocess.run(
-        [sys.executable, str(FOLDER / "tests" / "crash_after_checkpoint.py"), "2",
-         "pretraining/run_pretraining.py", *args],
-        cwd=FOLDER, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    crashed = interrupted("crash_after_checkpoint.py", 2, args)
     assert crashed.returncode == -9 and sorted(p.name for p in out.glob("ckpt_*")) == ["ckpt_2.pt"]
     again = run_pretraining(*args)  # the same command: another run's checkpoint, refused
     assert again.returncode == 2 and "--resume_from_checkpoint" in again.stderr
@@ -127,11 +130,7 @@ def test_resume_after_kill_or_sigterm_equals_an_uninterrupted_run(data, tmp_path
     # Preempted: SIGTERM after update 3 (no checkpoint due) -> ckpt_3.pt, one line, 143.
     preempted = tmp_path / "preempted"
     args = flags(data["phase1"], config, preempted)
-    stopped = subprocess.run(
-        [sys.executable, str(FOLDER / "tests" / "signal_after_update.py"), "3",
-         "pretraining/run_pretraining.py", *args],
-        cwd=FOLDER, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    stopped = interrupted("signal_after_update.py", 3, args)
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert stopped.stderr.strip().splitlines()[-1] == (
         f"run_pretraining.py: stopped by SIGTERM after update 3; checkpoint "

@@ -150,6 +150,7 @@ def test_layerwise_decay_from_the_head_down():
      (["--do_train", "--train_file=train.json"], "--train_file: upstream ignores it"),
      (["--do_train", "--fp16_all_reduce"], "--fp16_all_reduce: fp16 all-reduce"),
      (["--do_train", "--bfloat16=true"], "--bfloat16: unused upstream"),
+     (["--do_train", "--local_rank=1"], "--local_rank (LOCAL_RANK): a torch.distributed launcher"),
      (["--do_predict", "--do_eval", "--do_train", "--eval_script=nothere.py"],
       "--eval_script=nothere.py: no such file"),
      (["--do_predict", "--init_checkpoint=checkpoints/none"],

@@ -17,7 +17,6 @@ log-probabilities of that window, as upstream's does.
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
@@ -25,7 +24,12 @@ import numpy as np
 
 from bertfam.squad.data import SquadExample
 from bertfam.squad.features import SquadFeatures
-from bertfam.squad.postprocess import Candidate, SquadPredictions, nbest_entries
+from bertfam.squad.postprocess import (
+    Candidate,
+    SquadPredictions,
+    features_by_example,
+    nbest_entries,
+)
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,7 @@ def beam_predictions(
         raise ValueError(
             f"beam outputs for {len(outputs.start_top_index)} windows, features for {len(features)}"
         )
-    features_of = collections.defaultdict(list)
-    for feature, example in enumerate(features.example_index.tolist()):
-        features_of[example].append(feature)
+    features_of = features_by_example(features)
 
     answers, nbest, null_odds = {}, {}, {}
     for index, example in enumerate(examples):

@@ -81,9 +81,7 @@ def postprocess_predictions(
             f"logits of shape {start_logits.shape} and {end_logits.shape} do not match "
             f"features of shape {features.input_ids.shape}"
         )
-    features_of = collections.defaultdict(list)
-    for feature, example in enumerate(features.example_index.tolist()):
-        features_of[example].append(feature)
+    features_of = features_by_example(features)
 
     answers, nbest, null_odds = {}, {}, {}
     for index, example in enumerate(examples):
@@ -110,6 +108,14 @@ def postprocess_predictions(
             "" if difference > null_score_diff_threshold else best_span["text"]
         )
     return SquadPredictions(answers, nbest, null_odds if version_2_with_negative else None)
+
+
+def features_by_example(features: SquadFeatures) -> Dict[int, List[int]]:
+    """{example index: its windows' rows}, in feature order (empty for an example with none)."""
+    grouped = collections.defaultdict(list)
+    for feature, example in enumerate(features.example_index.tolist()):
+        grouped[example].append(feature)
+    return grouped
 
 
 def _best_indexes(logits: np.ndarray, n_best_size: int) -> List[int]:

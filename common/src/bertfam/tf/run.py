@@ -174,22 +174,24 @@ def starting_weights(
     if config.do_train:
         if has_checkpoint(config.output_dir) or not config.init_checkpoint:
             return None
-        return _checked_weights(config.init_checkpoint, variables, fresh_prefixes, table)
+        return checked_weights(config.init_checkpoint, variables, fresh_prefixes, table)
     output_dir = Path(config.output_dir)
     latest = tf.train.latest_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if latest:
         reader = tf.train.load_checkpoint(latest)
         step = int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else 0
-        return _checked_weights(latest, variables, (), table, step)
+        return checked_weights(latest, variables, (), table, step)
     if not config.init_checkpoint:
         raise FlagError(
             "predicting without --do_train needs trained weights: a checkpoint in "
             "--output_dir or --init_checkpoint"
         )
-    return _checked_weights(config.init_checkpoint, variables, fresh_prefixes, table)
+    return checked_weights(config.init_checkpoint, variables, fresh_prefixes, table)
 
 
-def _checked_weights(source, variables, fresh_prefixes, table, step=0) -> StartingWeights:
+def checked_weights(source, variables, fresh_prefixes, table, step=0) -> StartingWeights:
+    """The weights of `source` (any --init_checkpoint form), checked against `variables`
+    before any is assigned: one error naming every problem."""
     weights, description = read_init_checkpoint(source, table)
     shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
     match_weights(shapes, weights, description, fresh_prefixes)  # raises before any write
