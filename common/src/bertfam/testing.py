@@ -11,8 +11,9 @@
 
 And for tests that start launchers: `free_port`, `launch_free_env`, `mpirun` and
 `horovod_mpirun` (skips, saying why, without Horovod or mpirun); for resume tests,
-`kill_when`; to compare the weights two TensorFlow runs ended with,
-`checkpoint_model_weights` and `assert_same_checkpoint_weights`.
+`kill_when` and `assert_preempted`; for dead-rank tests, `kill_rank_mid_run`; to
+compare the weights two TensorFlow runs ended with, `checkpoint_model_weights` and
+`assert_same_checkpoint_weights`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -155,6 +157,78 @@ def kill_when(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def assert_preempted(
+    result: subprocess.CompletedProcess, script: str, update: int, checkpoint,
+    hint: str = "rerun the same command to resume",
+) -> None:  # fmt: skip
+    """`script` stopped by SIGTERM after `update`: status 143 and, last on stderr, the one
+    line saying where its checkpoint is and how to go on (`bertfam.preemption.stop_run`)."""
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{script}: stopped by SIGTERM after update {update}; checkpoint {checkpoint}: {hint}"
+    ), result.stderr[-3000:]
+
+
+def rank_processes(rank: int, script: str) -> List[int]:
+    """PIDs of the processes running `script` as `rank` of a job, found from their
+    environment: Open MPI's OMPI_COMM_WORLD_RANK or torchrun's RANK."""
+    wanted = {f"OMPI_COMM_WORLD_RANK={rank}".encode(), f"RANK={rank}".encode()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if wanted & environ and script.encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class DeadRank:
+    returncode: int
+    seconds: float  # from the SIGKILL to the end of the job
+    output: str  # the job's stdout and stderr together
+
+
+def kill_rank_mid_run(
+    command: Sequence[str], rank: int, script: str, started: Callable[[], bool],
+    timeout: float = 300, **popen,
+) -> DeadRank:  # fmt: skip
+    """Start a multi-process job, SIGKILL `rank`'s process once `started()` holds (a
+    node lost mid-run), and wait for the rest of the job to end (at most 120 s; a job
+    still running then is killed and the test fails on `seconds`)."""
+    with tempfile.TemporaryFile("w+") as output:
+        job = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, **popen
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not started():
+                assert job.poll() is None, "the job ended before the rank could be killed"
+                assert time.monotonic() < deadline, "training did not start"
+                time.sleep(0.2)
+            victims = rank_processes(rank, script)
+            assert victims, f"no process of rank {rank} runs {script}"
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            try:
+                job.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                pass
+            seconds = time.monotonic() - killed
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+                job.wait()
+        output.seek(0)
+        return DeadRank(job.returncode, seconds, output.read())
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@ the real create_pretraining_data.py: the equivalences (accumulation, two process
 and resume, phase 2), the logs, and the bad inputs."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretraining_fixtures import FOLDER, flags, make_shards, run_pretraining, tiny_config
+from pretraining_fixtures import FOLDER, RUN, flags, make_shards, run_pretraining, tiny_config
 
 from bertfam.pretraining.hdf5 import read_hdf5_shard, write_hdf5_shard
-from bertfam.testing import free_port, launch_free_env, mpirun
+from bertfam.testing import free_port, kill_rank_mid_run, launch_free_env, mpirun
 from bertfam.torch.pretraining_data import epoch_order, row_order, training_shards
 
 
@@ -209,25 +210,29 @@ def reference_shard(data_dir, folder, micro, steps, seed=42):
 
 
 @pytest.mark.parametrize("post_accumulation", [True, False], ids=["post_accumulation", "ddp"])
-def test_mpirun_two_processes_equal_one_with_twice_the_batch(data, tmp_path, post_accumulation):
-    launcher = mpirun(2, "MASTER_ADDR", "MASTER_PORT")
+def test_mpirun_two_processes_equal_one_with_twice_the_batch_also_after_a_sigterm_to_one(
+    data, tmp_path, post_accumulation
+):
+    """SIGTERM reaches rank 1 alone after update 1: both ranks stop there, rank 0 writes
+    the one checkpoint, and resuming under mpirun ends as one process at twice the batch."""
+    launcher = mpirun(2, "MASTER_ADDR", "MASTER_PORT", "SIGNAL_RANK")
     two = tmp_path / "two"
-    env = launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
-    extra = {"allreduce_post_accumulation": post_accumulation}
-    succeeded(
-        run_pretraining(
-            *flags(
-                data["phase1"],
-                data["config"],
-                two,
-                train_batch_size=4,
-                gradient_accumulation_steps=2,
-                **extra,
-            ),
-            launcher=launcher,
-            env=env,
-        )  # fmt: skip
-    )
+    args = flags(
+        data["phase1"], data["config"], two, train_batch_size=4, gradient_accumulation_steps=2,
+        allreduce_post_accumulation=post_accumulation,
+    )  # fmt: skip
+    env = launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), SIGNAL_RANK="1")
+    stopped = subprocess.run(
+        [*launcher, sys.executable, "tests/signal_after_update.py", "1",
+         "pretraining/run_pretraining.py", *args],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
+    assert f"stopped by SIGTERM after update 1; checkpoint {two}/ckpt_1.pt" in stopped.stderr
+    assert sorted(p.name for p in two.glob("ckpt_*")) == ["ckpt_1.pt"]
+    env["MASTER_PORT"] = str(free_port())
+    succeeded(run_pretraining(*args, "--resume_from_checkpoint", launcher=launcher, env=env))
+
     merged = reference_shard(data["phase1"], tmp_path / "merged", micro=2, steps=4 * 2)
     one = tmp_path / "one"
     succeeded(
@@ -237,6 +242,28 @@ def test_mpirun_two_processes_equal_one_with_twice_the_batch(data, tmp_path, pos
     )
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
     assert_same_weights(weights(two / "ckpt_4.pt"), weights(one / "ckpt_4.pt"), atol=2e-5)
+
+
+@pytest.mark.parametrize("launcher", ["mpirun", "torchrun"])
+def test_a_dead_rank_ends_the_job_with_an_error_naming_it(data, tmp_path, launcher):
+    """Rank 1 SIGKILLed mid-run (a lost node): the job ends within 60 s, non-zero, with a
+    line naming rank 1, instead of rank 0 waiting in an all-reduce."""
+    port = str(free_port())
+    if launcher == "mpirun":
+        command = [*mpirun(2, "MASTER_ADDR", "MASTER_PORT"), sys.executable]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                   "--master_addr=127.0.0.1", f"--master_port={port}"]  # fmt: skip
+    metrics = tmp_path / "out" / "metrics.jsonl"
+    args = flags(data["phase1"], data["config"], metrics.parent, train_batch_size=4,
+                 max_steps=100000, num_steps_per_checkpoint=100000)  # fmt: skip
+    dead = kill_rank_mid_run(
+        [*command, str(RUN), *args], rank=1, script="run_pretraining.py",
+        started=lambda: metrics.is_file() and metrics.stat().st_size > 0,
+        cwd=FOLDER, env=launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+    )  # fmt: skip
+    assert dead.returncode != 0 and dead.seconds < 60, dead.output[-3000:]
+    assert re.search(r"\brank:? 1\b", dead.output), dead.output[-3000:]
 
 
 @pytest.mark.parametrize(

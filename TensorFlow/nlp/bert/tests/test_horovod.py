@@ -6,10 +6,8 @@ losses, the same final weights, and the same weights on both workers.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ import pytest
 from records import create_records
 
 from bertfam import tinydata as tiny
-from bertfam.testing import assert_same_checkpoint_weights, horovod_mpirun
+from bertfam.testing import assert_same_checkpoint_weights, horovod_mpirun, kill_rank_mid_run
 
 FOLDER = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -235,51 +233,17 @@ def test_two_nodes_sharing_one_output_dir_save_and_resume_cleanly(tmp_path, shar
     )
 
 
-def _rank_processes(rank: int):
-    """PIDs of processes started by mpirun as `rank` (from their environment)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            f"OMPI_COMM_WORLD_RANK={rank}".encode() in environ
-            and b"run_pretraining.py" in (entry / "cmdline").read_bytes()
-        ):
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_dead_rank_ends_the_job_with_an_error_instead_of_hanging(tmp_path, shared_data):
     launcher = horovod_mpirun()
     common = pretraining_flags(tmp_path, shared_data, documents=20)
-    output = tmp_path / "out"
-    job = subprocess.Popen(
+    metrics = tmp_path / "out" / "metrics.jsonl"
+    dead = kill_rank_mid_run(
         launcher + [sys.executable, "run_pretraining.py", *common, "--horovod",
-                    "--train_batch_size=2", "--num_train_steps=100000", f"--output_dir={output}"],
-        cwd=FOLDER, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    "--train_batch_size=2", "--num_train_steps=100000",
+                    f"--output_dir={metrics.parent}"],
+        rank=1, script="run_pretraining.py",
+        started=lambda: metrics.is_file() and metrics.stat().st_size > 0,
+        cwd=FOLDER, env=environment(),
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while (
-            not (output / "metrics.jsonl").is_file()
-            or not (output / "metrics.jsonl").stat().st_size
-        ):
-            assert job.poll() is None, job.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.5)
-        victims = _rank_processes(1)
-        assert victims
-        for pid in victims:
-            os.kill(pid, signal.SIGKILL)
-        killed_at = time.monotonic()
-        returncode = job.wait(timeout=60)  # raises TimeoutExpired if the job hangs
-        assert returncode != 0
-        assert time.monotonic() - killed_at < 60
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
+    assert dead.returncode != 0 and dead.seconds < 60, dead.output[-3000:]
+    assert "process rank 1 " in dead.output, dead.output[-3000:]  # mpirun names the lost rank
