@@ -226,7 +226,9 @@ def test_two_processes_equal_one_with_twice_the_batch_also_after_a_sigterm_to_on
         torch.testing.assert_close(three[name], one[name], atol=2e-5, rtol=1e-4, msg=name)
 
 
-def test_squad_evaluates_during_training_and_every_checkpoint(tiny, tmp_path):
+def test_squad_evaluates_during_training_and_every_checkpoint_and_resumes_after_sigterm(
+    tiny, tmp_path
+):
     squad = tinydata.squad_file(tmp_path / "squad.json")
     output = tmp_path / "out"
     result = run(
@@ -255,6 +257,31 @@ def test_squad_evaluates_during_training_and_every_checkpoint(tiny, tmp_path):
         output / "predictions_.json"
     ).read_text()
     assert final == official_evaluate(squad, output / "predictions_.json")
+
+    # Preempted after update 1: checkpoint-1 and the line saying how to resume; resumed so,
+    # the run ends with the weights of the one above (evaluating draws no random numbers).
+    preempted = tmp_path / "preempted"
+    flags = [*squad_flags(tiny["models"] / "bert-base-uncased", squad, squad, preempted),
+             "--do_train", "--max_steps", "4", "--save_steps", "2"]  # fmt: skip
+    stopped = subprocess.run(
+        [sys.executable, str(FOLDER / "tests" / "signal_after_update.py"), "1",
+         "finetuning/run_squad.py", *map(str, flags)],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    checkpoint = preempted / "checkpoint-1"
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        f"run_squad.py: stopped by SIGTERM after update 1; checkpoint {checkpoint}: rerun with "
+        f"--model_name_or_path {checkpoint} --overwrite_output_dir to resume"
+    )
+    at = flags.index("--model_name_or_path")
+    flags[at + 1] = checkpoint
+    resumed = run("finetuning/run_squad.py", *flags, "--overwrite_output_dir")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ours, reference = read_weights(preempted), read_weights(output)
+    assert ours.keys() == reference.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], reference[name], atol=1e-6, rtol=0, msg=name)
 
 
 # -- bad input ---------------------------------------------------------------------------

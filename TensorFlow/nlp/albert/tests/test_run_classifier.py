@@ -11,6 +11,7 @@ from albert_fixtures import one_line_error, run, tiny_release
 from bertfam import tinydata
 from bertfam.glue.metrics import accuracy
 from bertfam.glue.readers import GLUE_PROCESSORS, get_processor
+from bertfam.testing import assert_preempted, assert_same_checkpoint_weights
 
 RELEASE, MRPC = [], []  # the module's fixtures, for best_checkpoint_logits
 
@@ -159,6 +160,22 @@ def test_cached_features_are_reused_and_evaluation_resumes(trained, release, mrp
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Reusing the features" in again.stderr
     assert {name: (trained / name).read_text() for name in before} == before
+
+
+def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(
+    release, mrpc, tmp_path
+):
+    def training(output_dir):
+        return flags(release, mrpc, output_dir, do_eval="False", do_predict="False",
+                     train_step=8, warmup_step=2, save_checkpoints_steps=4)  # fmt: skip
+
+    straight, out = tmp_path / "straight", tmp_path / "out"
+    assert run(training(straight)).returncode == 0
+    preempted = run(["-m", "bertfam.tf.signal_after_update", "5", *training(out)])
+    assert_preempted(preempted, "run_classifier.py", 5, out / "model.ckpt-5")
+    resumed = run(training(out))
+    assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]
+    assert_same_checkpoint_weights(out / "model.ckpt-8", straight / "model.ckpt-8", atol=1e-6)
 
 
 @pytest.mark.parametrize(

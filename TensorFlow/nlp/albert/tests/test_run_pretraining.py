@@ -1,7 +1,7 @@
 """run_pretraining.py end to end on records create_pretraining_data.py's core makes from
 sample_text.txt with a tiny release: eval_results.txt under ALBERT's keys equals what the
 saved checkpoint computes, two Horovod workers at half the batch train as one process
-(the rate is not multiplied by the workers), masks made on the fly from token_boundary,
+(the rate is not multiplied by the workers), also when one is preempted, masks made on the fly from token_boundary,
 and the bad inputs."""
 
 import numpy as np
@@ -133,15 +133,27 @@ def test_trains_and_evaluates_what_the_checkpoint_computes(release, records, tmp
     assert results["loss"] < before["loss"]
 
 
-def test_two_workers_at_half_the_batch_train_as_one_process(release, records, tmp_path):
+def test_two_workers_at_half_the_batch_train_as_one_process_also_after_a_sigterm_to_one(
+    release, records, tmp_path, monkeypatch
+):
+    """SIGTERM reaches rank 1 alone after update 4: both workers stop there, rank 0 writes
+    the one checkpoint, and the rerun ends where one process at twice the batch does."""
     one, two = tmp_path / "one", tmp_path / "two"
     single = run(flags(release, records, one, do_eval="False"))
     assert single.returncode == 0, single.stderr[-3000:]
-    distributed = run(
-        flags(release, records, two, do_eval="False", train_batch_size=4, use_horovod="true"),
-        launcher=horovod_mpirun(),
-    )
-    assert distributed.returncode == 0, distributed.stderr[-3000:]
+    distributed = flags(release, records, two, do_eval="False", train_batch_size=4,
+                        use_horovod="true")  # fmt: skip
+    monkeypatch.setenv("SIGNAL_RANK", "1")
+    stopped = run(["-m", "bertfam.tf.signal_after_update", "4", *distributed],
+                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
+    monkeypatch.delenv("SIGNAL_RANK")
+    assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
+    assert (
+        f"run_pretraining.py: stopped by SIGTERM after update 4; checkpoint {two}/model.ckpt-4: "
+        "rerun the same command to resume"
+    ) in stopped.stderr
+    resumed = run(distributed, launcher=horovod_mpirun())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_checkpoint_weights(two / "model.ckpt-6", one / "model.ckpt-6", atol=2e-5)
 
 

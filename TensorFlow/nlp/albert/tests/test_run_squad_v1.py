@@ -15,7 +15,7 @@ from albert_fixtures import one_line_error, run, tiny_release
 
 from bertfam import tinydata
 from bertfam.squad.evaluate import evaluate_v1
-from bertfam.testing import assert_same_checkpoint_weights, horovod_mpirun
+from bertfam.testing import assert_preempted, assert_same_checkpoint_weights, horovod_mpirun
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_a_bert_checkpoint_is_named_as_such(release, squad, tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(release, squad, tmp_path):
+def test_resume_after_kill_then_sigterm_equals_an_uninterrupted_run(release, squad, tmp_path):
     def flags(output_dir):
         return seed_flags(release, squad, output_dir, deterministic_run="true",
                           do_predict="False", train_steps=8, save_checkpoints_steps=2)  # fmt: skip
@@ -209,6 +209,10 @@ def test_resume_after_kill_equals_an_uninterrupted_run(release, squad, tmp_path)
     assert run(flags(straight)).returncode == 0
     crashed = run(["-m", "bertfam.tf.crash_after_checkpoint", "4", *flags(out)])
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    # The resumed run is preempted after update 5 (between checkpoints), then goes on.
+    preempted = run(["-m", "bertfam.tf.signal_after_update", "5", *flags(out)])
+    assert_preempted(preempted, "run_squad_v1.py", 5, out / "model.ckpt-5")
+    assert "Resuming from" in preempted.stderr
     resumed = run(flags(out))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stderr

@@ -7,7 +7,8 @@ recomputed with NumPy.
 
 Resuming after a kill and training on two Horovod workers go through the same shared
 loop and data path (`bertfam.tf.run.train`) as run_squad.py, whose tests
-(test_run_squad.py, test_horovod.py) cover them once for both scripts.
+(test_run_squad.py, test_horovod.py) cover them once for both scripts; preemption is
+tested here too, as the one line it prints names this script's checkpoint.
 """
 
 import json
@@ -22,7 +23,11 @@ import pytest
 from bertfam import tinydata as tiny
 from bertfam.glue.features import convert_examples_to_features
 from bertfam.glue.readers import MrpcProcessor, read_msr_paraphrase
-from bertfam.testing import checkpoint_model_weights
+from bertfam.testing import (
+    assert_preempted,
+    assert_same_checkpoint_weights,
+    checkpoint_model_weights,
+)
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
 FOLDER = Path(__file__).resolve().parents[1]
@@ -173,6 +178,22 @@ def test_train_evaluate_predict(files):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "model.ckpt-16" in again.stderr
     assert read_eval_results(out / "eval_results.txt")[0] == results
+
+
+def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(files, tmp_path):
+    args = flags(files, "--do_train=true", num_train_steps=8)
+    straight = run(args + [f"--output_dir={tmp_path / 'straight'}"], timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    preempted = subprocess.run(
+        [sys.executable, "-m", "bertfam.tf.signal_after_update", "3", "run_classifier.py", *args],
+        cwd=FOLDER, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert_preempted(preempted, "run_classifier.py", 3, files["out"] / "model.ckpt-3")
+    resumed = run(args, timeout=600)
+    assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]
+    assert_same_checkpoint_weights(
+        files["out"] / "model.ckpt-8", tmp_path / "straight" / "model.ckpt-8", atol=1e-6
+    )
 
 
 def test_learns_a_separable_task(files, tmp_path):

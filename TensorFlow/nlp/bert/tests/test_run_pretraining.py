@@ -14,7 +14,11 @@ import pytest
 from records import create_records
 
 from bertfam import tinydata
-from bertfam.testing import assert_same_checkpoint_weights, checkpoint_model_weights
+from bertfam.testing import (
+    assert_preempted,
+    assert_same_checkpoint_weights,
+    checkpoint_model_weights,
+)
 
 FOLDER = Path(__file__).resolve().parents[1]
 LENGTH, PREDICTIONS = 64, 10
@@ -176,16 +180,23 @@ def test_train_checkpoint_and_evaluate_as_upstream(data, phase_1):
     assert (output / "metrics.png").is_file()
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(data, tmp_path):
+def test_resume_after_kill_then_sigterm_equals_an_uninterrupted_run(data, tmp_path):
     straight = run(flags(data, tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
     args = flags(data, tmp_path / "out")
-    crashed = subprocess.run(
-        [sys.executable, "-m", "bertfam.tf.crash_after_checkpoint", "2", "run_pretraining.py",
-         *args],
-        cwd=FOLDER, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+
+    def interrupted(helper, step):
+        return subprocess.run(
+            [sys.executable, "-m", f"bertfam.tf.{helper}", str(step), "run_pretraining.py", *args],
+            cwd=FOLDER, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    crashed = interrupted("crash_after_checkpoint", 2)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    # The resumed run is preempted after update 3 (between checkpoints), then goes on.
+    preempted = interrupted("signal_after_update", 3)
+    assert_preempted(preempted, "run_pretraining.py", 3, tmp_path / "out" / "model.ckpt-3")
+    assert "Resuming from" in preempted.stderr
     resumed = run(args)
     assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]
     assert_same_checkpoint_weights(

@@ -18,7 +18,7 @@ from distilbert_fixtures import FOLDER, convert, file_base_url, save_hf_distilbe
 from transformers import DistilBertModel as HFDistilBertModel
 
 from bertfam import tinydata as tiny
-from bertfam.testing import assert_same_checkpoint_weights, horovod_mpirun
+from bertfam.testing import assert_preempted, assert_same_checkpoint_weights, horovod_mpirun
 
 HF_NAME = "distilbert-base-uncased"
 BIN = Path(sys.executable).parent
@@ -143,7 +143,7 @@ def test_seed_multi_card_line_under_mpirun_matches_one_process(model_dir, squad,
     )
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(model_dir, squad, tmp_path):
+def test_resume_after_kill_then_sigterm_equals_an_uninterrupted_run(model_dir, squad, tmp_path):
     def flags(output_dir):
         return seed_flags(model_dir, squad, output_dir, deterministic_run="true",
                           do_predict="False", do_eval="False", bf16_config_path="",
@@ -153,9 +153,12 @@ def test_resume_after_kill_equals_an_uninterrupted_run(model_dir, squad, tmp_pat
     assert run(["run_squad.py", *flags(straight)]).returncode == 0
     crashed = run(["-m", "bertfam.tf.crash_after_checkpoint", "4", "run_squad.py", *flags(out)])
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    # The resumed run is preempted after update 5 (between checkpoints), then goes on.
+    preempted = run(["-m", "bertfam.tf.signal_after_update", "5", "run_squad.py", *flags(out)])
+    assert_preempted(preempted, "run_squad.py", 5, out / "model.ckpt-5")
+    assert "Resuming from" in preempted.stderr
     resumed = run(["run_squad.py", *flags(out)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming from" in resumed.stderr
     assert_same_checkpoint_weights(
         out / "model.ckpt-8", straight / "model.ckpt-8", atol=1e-6, at_least=30
     )

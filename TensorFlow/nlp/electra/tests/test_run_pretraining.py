@@ -20,6 +20,7 @@ from transformers import ElectraConfig as HFConfig
 from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
 from bertfam.testing import (
+    assert_preempted,
     assert_same_checkpoint_weights,
     checkpoint_model_weights,
     horovod_mpirun,
@@ -123,10 +124,16 @@ def test_kill_then_restore_latest_past_a_damaged_checkpoint_gives_the_uninterrup
     folder = crashed / "models" / "base" / "checkpoints"
     newest = folder / "ckpt-4.data-00000-of-00001"
     newest.write_bytes(newest.read_bytes()[:100])
-    resumed = run(flags(data, crashed, restore_checkpoint="latest"))
+    # The resumed run is preempted after update 3 (between checkpoints), then goes on.
+    resume = flags(data, crashed, restore_checkpoint="latest")
+    preempted = run(["-m", "bertfam.tf.signal_after_update", "3", *resume])
+    assert_preempted(preempted, "run_pretraining.py", 3, folder / "ckpt-3",
+                     "rerun with --restore_checkpoint=latest to resume")  # fmt: skip
+    assert f"resuming from the previous one, {folder}/ckpt-2" in preempted.stderr
+    assert "ckpt-2 at step 2" in preempted.stderr
+    resumed = run(resume)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming from the previous one, {folder}/ckpt-2" in resumed.stderr
-    assert "ckpt-2 at step 2" in resumed.stderr
+    assert "ckpt-3 at step 3" in resumed.stderr
     checkpoints = Path("models", "base", "checkpoints", "ckpt-6")
     assert_same_checkpoint_weights(crashed / checkpoints, straight / checkpoints, atol=1e-6)
 
