@@ -15,7 +15,9 @@ the shared one with NVIDIA's optimizer (bias-corrected AdamWeightDecay, layer-wi
 decay, linear warm-up and decay). Each epoch ends with a checkpoint
 (``checkpoints/electra_base_qa_v2_<v2>_epoch_<n>_ckpt``, which ``--init_checkpoint``
 reads back); the last one (every one with ``--evaluate_during_training``) with
-predictions, the evaluation script's EM/F1 and upstream's summary lines. Under ``mpirun
+predictions, the evaluation script's EM/F1 and upstream's summary lines. A run stopped
+by SIGTERM (or killed) goes on from its resume checkpoint
+(``checkpoints/electra_base_qa_v2_<v2>_resume``) when the same command runs again. Under ``mpirun
 -np N`` the N processes train data-parallel with Horovod; rank 0 predicts.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -154,6 +157,7 @@ def fine_tune(config, run, model, variables, features, run_log, dllog, after_epo
         world_size=workers.size,
         allreduce=workers.allreduce,
     )
+    resumed_at = int(trainer.step) if trainer.restore_latest() else 0
     workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
     arrays = {key: getattr(features, key) for key in TRAINING_ARRAYS}
     batches = worker_batches(arrays, config.train_batch_size, workers)
@@ -168,6 +172,14 @@ def fine_tune(config, run, model, variables, features, run_log, dllog, after_epo
         until = (epoch + 1) * per_epoch
         if config.max_steps > 0:
             until = min(until, config.max_steps)
+        if resumed_at and (
+            until < resumed_at
+            or (
+                until == resumed_at
+                and Path(f"{epoch_checkpoint(config, epoch + 1)}.index").exists()
+            )
+        ):
+            continue  # finished (checkpoint written, predictions made) before the stop
         started, first = time.perf_counter(), int(trainer.step)
         if until > first:
             trainer.train(batches, train_log, until=until)
@@ -180,6 +192,8 @@ def fine_tune(config, run, model, variables, features, run_log, dllog, after_epo
         if workers.is_main_process and not config.skip_checkpoint:
             save_epoch_checkpoint(config, variables, epoch + 1)
         after_epoch(epoch, epoch == config.num_train_epochs - 1)
+    if workers.is_main_process:  # trained to the end: nothing left to resume
+        shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
     return throughput
 
 

@@ -121,9 +121,17 @@ class ElectraSquadConfig(SquadRunConfig):
     bias_correction: bool = True
 
     @property
-    def saves_checkpoints(self) -> bool:
-        """No mid-run checkpoints: upstream saves each epoch's weights (run_tf_squad.py)."""
-        return False
+    def checkpoint_dir(self) -> str:
+        """Ours, beside upstream's epoch checkpoints: the loop's resume checkpoints (every
+        1000 updates, each epoch's end, and on SIGTERM), so a stopped
+        run goes on when the same command runs again. Removed once training completes,
+        so a finished command reruns from the start, as upstream's does."""
+        v2 = "True" if self.version_2_with_negative else "False"
+        return os.path.join("checkpoints", f"electra_base_qa_v2_{v2}_resume")
+
+    @property
+    def checkpoint_name(self) -> str:
+        return "ckpt"
 
     def cache_file(self, split: str) -> str:
         """Upstream's feature cache: ``TF2_<split>-v<version>.json_<model>_<seq>_<stride>_<query>``,

@@ -1,7 +1,7 @@
 """run_tf_squad.py as upstream-surface.md §5.4 describes it, on a tiny discriminator and a
 few XQuAD questions: train, predict and score through --eval_script (the printed EM/F1 are
-the script's), the per-epoch checkpoint that --init_checkpoint reads back, upstream's
-cache names, SQuAD v2.0 with the span head, layer-wise rate decay, and bad input."""
+the script's), the per-epoch checkpoint that --init_checkpoint reads back, resuming
+after SIGTERM, upstream's cache names, SQuAD v2.0 with the span head, layer-wise rate decay, and bad input."""
 
 import json
 import shutil
@@ -14,7 +14,7 @@ import run_tf_squad
 from electra_fixtures import TINY, tiny_squad
 from layerwise_decay import depth, rate_multipliers
 
-from bertfam.testing import shared_file
+from bertfam.testing import assert_preempted, assert_same_checkpoint_weights, shared_file
 
 FOLDER = Path(__file__).resolve().parents[1]
 
@@ -103,6 +103,38 @@ def test_train_predict_evaluate_and_reload_the_epoch_checkpoint(workdir, monkeyp
     run(workdir, monkeypatch, capsys, flags)
     for name in ("predictions.json", "nbest_predictions.json"):
         assert (workdir / "reloaded" / name).read_text() == (trained / name).read_text()
+
+
+def test_sigterm_then_the_same_command_ends_with_the_uninterrupted_epoch_checkpoints(
+    workdir, tmp_path
+):
+    """Preempted after update 5 of 8 (epoch 2): the resume checkpoint holds update 5, the
+    rerun goes on from it, ends with the uninterrupted run's epoch checkpoints and then
+    removes the resume checkpoints (a finished command reruns from the start)."""
+    flags = squad_flags(workdir, "1.1", "--do_train", "--num_train_epochs=2")
+    folders = {}
+    for name in ("straight", "preempted"):
+        folders[name] = tmp_path / name
+        for part in ("vocab", "models", "squad"):
+            shutil.copytree(workdir / part, folders[name] / part)
+
+    def script(folder, *helper):
+        return subprocess.run([sys.executable, *helper, str(FOLDER / "run_tf_squad.py"), *flags],
+                              cwd=folder, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    straight = script(folders["straight"])
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    stopped = script(folders["preempted"], "-m", "bertfam.tf.signal_after_update", "5")
+    resume = Path("checkpoints", "electra_base_qa_v2_False_resume")
+    assert_preempted(stopped, "run_tf_squad.py", 5, resume / "ckpt-5")
+    resumed = script(folders["preempted"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming from {resume / 'ckpt-5'} (step 5 of 9)" in resumed.stderr
+    for epoch in (1, 2):
+        checkpoint = Path("checkpoints", f"electra_base_qa_v2_False_epoch_{epoch}_ckpt")
+        assert_same_checkpoint_weights(folders["preempted"] / checkpoint,
+                                       folders["straight"] / checkpoint, atol=1e-6)  # fmt: skip
+    assert not (folders["preempted"] / resume).exists()
 
 
 def test_squad_v2_with_the_span_head(workdir, monkeypatch, capsys):

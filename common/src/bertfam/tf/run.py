@@ -74,7 +74,9 @@ def worker_batches(
     same order in every run, so a resumed run skips exactly what it had seen.
     """
     dataset = tf.data.Dataset.from_tensor_slices(arrays).repeat()
-    dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=SHUFFLE_SEED)
+    # The same order from every iterator: a loop that trains epoch by epoch (ELECTRA's
+    # SQuAD) skips into a new iterator each epoch, as a resumed run does.
+    dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=SHUFFLE_SEED, reshuffle_each_iteration=False)
     dataset = dataset.batch(per_worker * workers.size, drop_remainder=True)
     return own_rows(dataset, per_worker, workers).prefetch(2)
 

@@ -69,6 +69,7 @@ class TrainingCheckpoints:
         # does, so the directory can be moved or mounted elsewhere.
         basename = f"{self.name}-{step}"
         prefix = posixpath.join(self.directory, basename)
+        tf.io.gfile.makedirs(self.directory)  # made when first needed: a run may save none
         save_name_based_checkpoint(prefix, {n: v.read_value() for n, v in self.variables.items()})
         kept = [name for name in self._kept if name != basename] + [basename]
         dropped, kept = kept[: -self.max_to_keep], kept[-self.max_to_keep :]
