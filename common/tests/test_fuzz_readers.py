@@ -1,5 +1,5 @@
 """Fuzzing the readers of user files: thousands of mutated SQuAD JSON files, GLUE TSV
-files and pre-training TFRecords. Each must either be read or be refused with the
+files, pre-training TFRecords and hdf5 shards. Each must either be read or be refused with the
 project's one-line error (`UserError`); any other exception is a crash a user would meet
 as a traceback. Mutations are seeded, so a failure names a case that reproduces."""
 
@@ -9,6 +9,7 @@ import random
 import struct
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from bertfam.errors import UserError
@@ -218,4 +219,72 @@ def test_mutated_pretraining_records_are_read_or_refused_in_one_line(tmp_path):
             failures,
             outcomes,
         )
+    assert_no_crash(failures, outcomes)
+
+
+def shard_arrays():
+    """A tiny valid NVIDIA shard: 4 sequences of 8 tokens, 2 predictions each."""
+    rng = np.random.default_rng(0)
+    return {
+        "input_ids": rng.integers(0, 100, (4, 8)).astype(np.int32),
+        "input_mask": np.ones((4, 8), np.int8),
+        "segment_ids": np.zeros((4, 8), np.int8),
+        "masked_lm_positions": np.array([[1, 3], [2, 0], [5, 6], [7, 0]], np.int32),
+        "masked_lm_ids": rng.integers(0, 100, (4, 2)).astype(np.int32),
+        "next_sentence_labels": np.array([0, 1, 0, 1], np.int8),
+    }
+
+
+def mutate_arrays(rng: random.Random, arrays: dict) -> dict:
+    """One dataset changed as a foreign or broken writer would leave it: missing, another
+    type, another rank, rows lost, positions past the sequence."""
+    arrays = dict(arrays)
+    name = rng.choice(sorted(arrays))
+    value = arrays[name]
+    choice = rng.randrange(6)
+    if choice == 0:
+        del arrays[name]
+    elif choice == 1:
+        arrays[name] = value.astype(rng.choice([np.float32, np.float64, "S3", np.bool_]))
+    elif choice == 2:
+        arrays[name] = value.reshape(-1) if rng.random() < 0.5 else value.reshape(*value.shape, 1)
+    elif choice == 3:
+        arrays[name] = value[: rng.randrange(len(value))]
+    elif choice == 4:
+        arrays[name] = np.asarray(rng.choice([7, 1.5, b"x"]))  # a scalar dataset
+    else:
+        arrays[name] = value.astype(np.int64) + rng.choice([-200, 8, 2**31 - 200])
+    return arrays
+
+
+def write_raw_shard(path, arrays: dict) -> None:
+    """Whatever `arrays` holds, as hdf5 datasets (no checks: the writer under test is not ours)."""
+    import h5py
+
+    with h5py.File(path, "w") as shard:
+        for name, value in arrays.items():
+            shard.create_dataset(name, data=value)
+
+
+def test_mutated_hdf5_shards_are_read_or_refused_in_one_line(tmp_path):
+    """PyTorch pre-training's shards: through the width check run_pretraining.py makes
+    before training and the reader of every shard after it."""
+    pytest.importorskip("torch", reason="the hdf5 shard reader is PyTorch pre-training's")
+    from bertfam.pretraining.hdf5 import write_hdf5_shard
+    from bertfam.torch.pretraining_data import check_shard_widths, read_training_shard
+
+    rng, failures, outcomes = random.Random(4), [], Counter()
+    path, intact = tmp_path / "shard.hdf5", tmp_path / "intact.hdf5"
+    write_hdf5_shard(shard_arrays(), intact)
+
+    def read():
+        check_shard_widths(path, 8, 2)
+        read_training_shard(path, 8, 2)
+
+    for case in range(CASES // 4):
+        if case % 2:  # datasets of the wrong kind in a sound file
+            write_raw_shard(path, mutate_arrays(rng, shard_arrays()))
+        else:  # a sound shard damaged on disk (cut short, bytes flipped)
+            path.write_bytes(mutate_bytes(rng, intact.read_bytes()))
+        expect_read_or_refused(read, f"hdf5 case {case}", failures, outcomes)
     assert_no_crash(failures, outcomes)

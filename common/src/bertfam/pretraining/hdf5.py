@@ -60,9 +60,38 @@ def read_hdf5_shard(path: Union[str, Path]) -> Dict[str, np.ndarray]:
             missing = [name for name in HDF5_DTYPES if name not in shard]
             if missing:
                 raise PretrainingDataError(f"{path}: not a pre-training shard (no {missing[0]})")
-            return {name: shard[name][()] for name in HDF5_DTYPES}
-    except OSError as error:
+            arrays = {name: shard[name][()] for name in HDF5_DTYPES}
+    # h5py reports a damaged file as OSError mostly, but as the others from some of its
+    # structures (found by fuzzing: common/tests/test_fuzz_readers.py).
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError) as error:
         raise PretrainingDataError(f"{path}: cannot read it as hdf5 ({error})") from None
+    check_shard_arrays(path, arrays)
+    return arrays
+
+
+def check_shard_arrays(path, arrays: Dict[str, np.ndarray]) -> None:
+    """Shapes and types a training loop can index: integer arrays, [N, L] sequences,
+    [N, P] predictions at positions inside the sequence, N labels. Anything else would
+    fail later, deep in a training step."""
+    for name, array in arrays.items():
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "iub":
+            kind = getattr(array, "dtype", type(array).__name__)
+            raise PretrainingDataError(f"{path}: {name} holds {kind} values, not integers")
+    shapes = {name: array.shape for name, array in arrays.items()}
+    for group, names in (("sequence", ("input_ids", "input_mask", "segment_ids")),
+                         ("prediction", ("masked_lm_positions", "masked_lm_ids"))):  # fmt: skip
+        if len(shapes[names[0]]) != 2 or any(shapes[n] != shapes[names[0]] for n in names):
+            listed = ", ".join(f"{n} {shapes[n]}" for n in names)
+            raise PretrainingDataError(f"{path}: {group} arrays of other shapes ({listed})")
+    rows = {name: shape[0] if shape else 0 for name, shape in shapes.items()}
+    labels = shapes["next_sentence_labels"]
+    if len(set(rows.values())) > 1 or not 1 <= len(labels) <= 2 or np.prod(labels[1:]) != 1:
+        raise PretrainingDataError(f"{path}: arrays of different lengths ({shapes})")
+    positions, length = arrays["masked_lm_positions"], shapes["input_ids"][1]
+    if positions.size and (positions.min() < 0 or positions.max() >= length):
+        raise PretrainingDataError(
+            f"{path}: masked_lm_positions outside the {length} tokens of a sequence"
+        )
 
 
 def masked_lm_labels(positions: np.ndarray, ids: np.ndarray, seq_length: int) -> np.ndarray:

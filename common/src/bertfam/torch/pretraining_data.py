@@ -106,8 +106,10 @@ def check_shard_widths(path: Path, max_seq_length: int, max_predictions: int) ->
     try:
         with h5py.File(path, "r") as shard:
             shapes = {name: shard[name].shape for name in ("input_ids", "masked_lm_positions")}
-    except (OSError, KeyError) as error:
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError) as error:
         raise PretrainingDataError(f"{path}: not a pre-training shard ({error})") from None
+    if any(len(shape) != 2 for shape in shapes.values()):
+        raise PretrainingDataError(f"{path}: not a pre-training shard (shapes {shapes})")
     _check_widths(path, shapes["input_ids"][1], shapes["masked_lm_positions"][1],
                   max_seq_length, max_predictions)  # fmt: skip
 
