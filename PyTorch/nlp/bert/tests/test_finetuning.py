@@ -2,6 +2,7 @@
 crash, two processes against one, and bad input."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -339,3 +340,49 @@ def test_bad_input_is_one_line(tiny, tmp_path):
     ):
         one_line_failure(run("finetuning/run_glue.py", *flags, *extra), expected)
     assert not (tmp_path / "out").exists()  # nothing written by any of them
+
+
+def cut_short(path, keep=0.5):
+    """The file as a broken download or a full disk leaves it: its first part only."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def test_damaged_files_are_one_line_naming_them_and_write_nothing(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    models, data = tiny["models"], tiny["data"]
+    out = tmp_path / "out"
+
+    def copied_model(name):
+        folder = tmp_path / name
+        shutil.copytree(models / "bert-base-uncased", folder)
+        return folder
+
+    weights = cut_short(copied_model("bin") / "pytorch_model.bin")
+    flags = glue_flags(models, data, out)
+    result = run("finetuning/run_glue.py", *[weights.parent if f == flags[1] else f for f in flags])
+    one_line_failure(result, str(weights))
+
+    folder = copied_model("safetensors")
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    (folder / "pytorch_model.bin").unlink()
+    save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
+    cut_short(folder / "model.safetensors")
+    squad = tinydata.squad_file(tmp_path / "squad.json")
+    result = run("finetuning/run_squad.py", *squad_flags(folder, squad, squad, out, "--do_train"))
+    one_line_failure(result, str(folder / "model.safetensors"))
+
+    cut = cut_short(tinydata.squad_file(tmp_path / "cut.json"))
+    model = models / "bert-base-uncased"
+    result = run("finetuning/run_squad.py", *squad_flags(model, cut, cut, out, "--do_train"))
+    one_line_failure(result, str(cut))
+
+    glue = tmp_path / "cut_glue" / "MRPC"
+    shutil.copytree(data, glue)
+    rows = (glue / "train.tsv").read_text().splitlines()
+    (glue / "train.tsv").write_text("\n".join(rows[:-1] + [rows[-1].split("\t")[0] + "\t1"]))
+    result = run("finetuning/run_glue.py", *[glue if f == data else f for f in flags])
+    one_line_failure(result, "train.tsv")
+    assert not out.exists()

@@ -4,6 +4,7 @@ and resume, phase 2), the logs, and the bad inputs."""
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -270,6 +271,7 @@ def test_a_dead_rank_ends_the_job_with_an_error_naming_it(data, tmp_path, launch
     "change,message",
     [
         ({"input_dir": "EMPTY"}, "no training shards"),
+        ({"input_dir": "CUT"}, "cannot read it as hdf5"),
         ({"max_seq_length": 128}, "sequences of length 64 but --max_seq_length=128"),
         ({"max_predictions_per_seq": 20}, "10 predictions a sequence"),
         ({"train_batch_size": 6, "gradient_accumulation_steps": 4}, "does not divide"),
@@ -284,6 +286,11 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, change, messag
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "eval_0.hdf5").write_text("")  # not a training shard
         change = {"input_dir": tmp_path / "empty"}
+    if change.get("input_dir") == "CUT":  # every shard cut short, as a full disk leaves them
+        shutil.copytree(data["phase1"], tmp_path / "cut")
+        for shard in (tmp_path / "cut").iterdir():
+            shard.write_bytes(shard.read_bytes()[:3000])
+        change = {"input_dir": tmp_path / "cut"}
     values = {"input_dir": data["phase1"], **change}
     out = tmp_path / "out"
     result = run_pretraining(*flags(values.pop("input_dir"), data["config"], out, **values))
@@ -291,6 +298,26 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, change, messag
     assert result.returncode == 2 and message in lines[-1], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not out.exists() and not (tmp_path / "out_dllogger.json").exists()
+
+
+def test_a_shard_damaged_mid_run_stops_it_in_one_line_keeping_the_checkpoints(data, tmp_path):
+    """The second shard of the epoch cut short: met after 27 updates of the first (218
+    sequences, batch 8), so the run stops there, naming it; checkpoints 10 and 20 stay."""
+    folder = tmp_path / "shards"
+    shutil.copytree(data["phase1"], folder)
+    shards = training_shards(folder)
+    # A seed whose epoch starts with the shard whose widths are checked before training.
+    seed = next(seed for seed in range(100) if epoch_order(shards, seed, 0)[0] == shards[0])
+    second = epoch_order(shards, seed, 0)[1]
+    second.write_bytes(second.read_bytes()[:3000])
+    out = tmp_path / "out"
+    result = run_pretraining(*flags(folder, data["config"], out, max_steps=40, seed=seed,
+                                    num_steps_per_checkpoint=10))  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and f"{second}: cannot read it as hdf5" in lines[-1], lines[-3:]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.glob("ckpt_*.pt")) == ["ckpt_10.pt", "ckpt_20.pt"]
+    torch.load(out / "ckpt_20.pt", weights_only=False)  # complete
 
 
 def test_a_checkpoint_of_another_size_is_refused_before_writing(data, tmp_path):

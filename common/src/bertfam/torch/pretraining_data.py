@@ -103,11 +103,15 @@ def check_shard_widths(path: Path, max_seq_length: int, max_predictions: int) ->
     """A shard's widths against the flags, from its header (nothing else read)."""
     import h5py
 
+    names = ("input_ids", "masked_lm_positions")
     try:
         with h5py.File(path, "r") as shard:
-            shapes = {name: shard[name].shape for name in ("input_ids", "masked_lm_positions")}
+            missing = [name for name in names if name not in shard]
+            shapes = {name: shard[name].shape for name in names if name not in missing}
     except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError) as error:
-        raise PretrainingDataError(f"{path}: not a pre-training shard ({error})") from None
+        raise PretrainingDataError(f"{path}: cannot read it as hdf5 ({error})") from None
+    if missing:
+        raise PretrainingDataError(f"{path}: not a pre-training shard (no {missing[0]})")
     if any(len(shape) != 2 for shape in shapes.values()):
         raise PretrainingDataError(f"{path}: not a pre-training shard (shapes {shapes})")
     _check_widths(path, shapes["input_ids"][1], shapes["masked_lm_positions"][1],
