@@ -33,11 +33,12 @@ def run_pytest(session: nox.Session, tests: Path) -> None:
     Two pytest-xdist workers, the CI machine's two cores: most tests wait on subprocesses
     starting (imports, tracing) more than they compute, so two at a time take about 30%
     less time. ``loadfile`` keeps a file's tests on one worker, so a module's fixtures (a
-    shared training run) are built once.
+    shared training run) are built once. The ten slowest tests are listed, to keep the
+    CI run inside its budget.
     """
     session.run(
         "pytest", str(tests), "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile",
-        *session.posargs,
+        "--durations=10", *session.posargs,
     )  # fmt: skip
 
 
