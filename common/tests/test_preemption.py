@@ -9,7 +9,7 @@ import pytest
 from bertfam.preemption import StopSignals, stop_run
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
 def test_a_signal_inside_is_recorded_and_the_handlers_come_back(number):
     before = signal.getsignal(number)
     with StopSignals() as stop:
@@ -34,6 +34,12 @@ def test_stop_line_and_status(capsys, monkeypatch):
         stop_run(signal.SIGINT, 5, None, resume_hint="unused")
     assert stopped.value.code == 130
     assert "stopped by SIGINT after update 5; no checkpoint written" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        stop_run(signal.SIGUSR1, 2, "out/model.ckpt-2")
+    assert stopped.value.code == 138
+    assert (
+        "stopped by SIGUSR1 after update 2; checkpoint out/model.ckpt-2" in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit) as stopped:
         stop_run(signal.SIGTERM, 5, "x", quiet=True)  # the workers beside rank 0
     assert stopped.value.code == 143 and capsys.readouterr().err == ""

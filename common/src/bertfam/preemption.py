@@ -7,6 +7,12 @@ finishes the update it is in, agrees with the other workers that the run stops (
 them seeing the signal is enough), saves a checkpoint, says where in one line and exits
 with the shell's status for the signal (143 for SIGTERM, 130 for SIGINT). Rerunning the
 same command resumes from that checkpoint.
+
+SIGUSR1 stops a run the same way (status 138), for launchers that must not be sent
+SIGTERM: Open MPI's mpirun forwards SIGTERM to the ranks but kills them within a second,
+too soon to write a checkpoint, whereas it forwards SIGUSR1 and waits for them. A pod
+whose command is mpirun therefore turns SIGTERM into SIGUSR1 (the k8s templates do), and
+Slurm's ``--signal=USR1@<seconds>`` asks for the same ahead of a time limit.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ import threading
 from pathlib import Path
 from typing import Dict, Optional
 
-HANDLED = (signal.SIGTERM, signal.SIGINT)  # in the order workers agree on: SIGTERM first
+# In the order workers agree on when they received different ones: SIGTERM first.
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 EXIT_STATUS: Dict[int, int] = {number: 128 + number for number in HANDLED}
 
 
 class StopSignals:
-    """Within ``with StopSignals() as stop:``, SIGTERM and SIGINT set ``stop.received``
+    """Within ``with StopSignals() as stop:``, SIGTERM, SIGINT and SIGUSR1 set ``stop.received``
     (the signal's number; 0 before any) and the process goes on; the handlers before
     are restored on leaving. Outside the main thread (where Python cannot catch signals)
     it records nothing and changes nothing."""

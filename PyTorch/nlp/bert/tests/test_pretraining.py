@@ -5,8 +5,11 @@ and resume, phase 2), the logs, and the bad inputs."""
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +246,49 @@ def test_mpirun_two_processes_equal_one_with_twice_the_batch_also_after_a_sigter
     )
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-5)
     assert_same_weights(weights(two / "ckpt_4.pt"), weights(one / "ckpt_4.pt"), atol=2e-5)
+
+
+def test_sigterm_to_the_launcher_stops_every_rank_with_a_checkpoint(data, tmp_path):
+    """SIGTERM to mpirun itself, as a pod whose command it is gets it: through
+    tools/mpirun_preemptible.sh the ranks receive SIGUSR1 and stop as on SIGTERM (plain
+    mpirun kills them within a second); the resumed run ends as an uninterrupted one."""
+    mpirun(2)  # skips without Open MPI
+    wrapper = FOLDER.parents[2] / "tools" / "mpirun_preemptible.sh"
+    env = launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # the venv's mpirun
+    out, straight = tmp_path / "out", tmp_path / "straight"
+    args = flags(data["phase1"], data["config"], out, train_batch_size=4, max_steps=20,
+                 num_steps_per_checkpoint=100)  # fmt: skip
+    command = [str(wrapper), "--allow-run-as-root", "--oversubscribe", "-np", "2",
+               "-x", "MASTER_ADDR", "-x", "MASTER_PORT", sys.executable, str(RUN), *args]  # fmt: skip
+    metrics = out / "metrics.jsonl"
+    with tempfile.TemporaryFile("w+") as output:
+        job = subprocess.Popen(command, cwd=FOLDER, env=env, stdout=output, stderr=output)
+        try:
+            while job.poll() is None and not (metrics.is_file() and metrics.stat().st_size):
+                time.sleep(0.05)
+            job.send_signal(signal.SIGTERM)
+            status = job.wait(timeout=120)
+        finally:
+            if job.poll() is None:
+                job.kill()
+        output.seek(0)
+        log = output.read()
+    saved = sorted(out.glob("ckpt_*.pt"))
+    assert status == 138 and len(saved) == 1, log[-3000:]  # 128 + SIGUSR1
+    step = int(saved[0].stem.split("_")[1])
+    assert 1 <= step < 20
+    assert f"stopped by SIGUSR1 after update {step}; checkpoint {saved[0]}" in log
+    env["MASTER_PORT"] = str(free_port())
+    resume = [*command[: -len(args)], *args, "--resume_from_checkpoint"]
+    succeeded(subprocess.run(resume, cwd=FOLDER, env=env, capture_output=True, text=True,
+                             timeout=600))  # fmt: skip
+    uninterrupted = [*command[: -len(args)], *flags(data["phase1"], data["config"], straight,
+                     train_batch_size=4, max_steps=20, num_steps_per_checkpoint=100)]  # fmt: skip
+    env["MASTER_PORT"] = str(free_port())
+    succeeded(subprocess.run(uninterrupted, cwd=FOLDER, env=env, capture_output=True,
+                             text=True, timeout=600))  # fmt: skip
+    assert_same_weights(weights(out / "ckpt_20.pt"), weights(straight / "ckpt_20.pt"), atol=1e-6)
 
 
 @pytest.mark.parametrize("launcher", ["mpirun", "torchrun"])
