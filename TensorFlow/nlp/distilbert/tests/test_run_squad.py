@@ -121,13 +121,23 @@ def test_seed_defaults_are_habanas():
     assert (config.weight_decay_rate, config.beta_1, config.beta_2) == (0.0, 0.8, 0.95)
 
 
-def test_seed_multi_card_line_under_mpirun_matches_one_process(model_dir, squad, tmp_path):
-    """The 8-card line on 2 workers at batch 2 trains as one process at batch 4."""
+def test_seed_multi_card_line_under_mpirun_matches_one_process_also_after_a_sigterm_to_one(
+    model_dir, squad, tmp_path, monkeypatch
+):
+    """The 8-card line on 2 workers at batch 2 trains as one process at batch 4, also when
+    SIGTERM reaches rank 1 alone after update 7 and the same command resumes."""
     two, one = tmp_path / "two", tmp_path / "one"
     common = dict(deterministic_run="true", bf16_config_path="", do_eval="False")
     flags_two = seed_flags(model_dir, squad, two, cards=8, train_batch_size=2, **common)
+    monkeypatch.setenv("SIGNAL_RANK", "1")
+    stopped = run(["-m", "bertfam.tf.signal_after_update", "7", "run_squad.py", *flags_two],
+                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
+    monkeypatch.delenv("SIGNAL_RANK")
+    assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
+    assert f"stopped by SIGTERM after update 7; checkpoint {two}/model.ckpt-7" in stopped.stderr
     distributed = run(["run_squad.py", *flags_two], launcher=horovod_mpirun())
     assert distributed.returncode == 0, distributed.stderr[-3000:]
+    assert "Resuming from" in distributed.stderr
     flags_one = seed_flags(model_dir, squad, one, cards=8, use_horovod="false", **common)
     single = run(["run_squad.py", *flags_one])
     assert single.returncode == 0, single.stderr[-3000:]

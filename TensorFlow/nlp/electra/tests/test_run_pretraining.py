@@ -138,9 +138,21 @@ def test_kill_then_restore_latest_past_a_damaged_checkpoint_gives_the_uninterrup
     assert_same_checkpoint_weights(crashed / checkpoints, straight / checkpoints, atol=1e-6)
 
 
-def test_two_workers_at_half_the_batch_train_as_one_process(data, phase1, tmp_path):
+def test_two_workers_at_half_the_batch_train_as_one_process_also_after_a_sigterm_to_one(
+    data, phase1, tmp_path, monkeypatch
+):
+    """SIGTERM reaches rank 1 alone after update 3: both workers stop there, rank 0 writes
+    the one checkpoint, and the resumed pair ends where one process at twice the batch does."""
     one, two = phase1, tmp_path / "two"
-    distributed = run(flags(data, two, train_batch_size=2), launcher=horovod_mpirun())
+    monkeypatch.setenv("SIGNAL_RANK", "1")
+    stopped = run(["-m", "bertfam.tf.signal_after_update", "3", *flags(data, two, train_batch_size=2)],
+                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
+    monkeypatch.delenv("SIGNAL_RANK")
+    folder = two / "models" / "base" / "checkpoints"
+    assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
+    assert f"stopped by SIGTERM after update 3; checkpoint {folder}/ckpt-3" in stopped.stderr
+    resumed = flags(data, two, train_batch_size=2, restore_checkpoint="latest")
+    distributed = run(resumed, launcher=horovod_mpirun())
     assert distributed.returncode == 0, distributed.stderr[-3000:]
     checkpoints = Path("models", "base", "checkpoints", "ckpt-6")
     assert_same_checkpoint_weights(two / checkpoints, one / checkpoints, atol=2e-5)
