@@ -226,14 +226,25 @@ def losses(output_dir):
     return [record["loss"] for record in records if "loss" in record]
 
 
-def test_seed_multi_card_line_under_mpirun_matches_one_process(release, squad, tmp_path):
-    """The 8-card line on 2 workers at batch 2 trains as one process at batch 4; rank 0
-    alone evaluates, as one process does."""
+def test_seed_multi_card_line_under_mpirun_matches_one_process_also_after_a_sigterm_to_one(
+    release, squad, tmp_path, monkeypatch
+):
+    """The 8-card line on 2 workers at batch 2 trains as one process at batch 4, also when
+    SIGTERM reaches rank 1 alone after update 10 and the same command resumes; rank 0
+    alone evaluates, as one process does. (Update 10 is a checkpoint's: a signal between
+    two would add a checkpoint, which the best-checkpoint search then scores too.)"""
     two, one = tmp_path / "two", tmp_path / "one"
     flags_two = seed_flags(release, squad, two, use_horovod="true", train_batch_size=2,
                            deterministic_run="true")  # fmt: skip
+    monkeypatch.setenv("SIGNAL_RANK", "1")
+    stopped = run(["-m", "bertfam.tf.signal_after_update", "10", *flags_two],
+                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
+    monkeypatch.delenv("SIGNAL_RANK")
+    assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
+    assert f"stopped by SIGTERM after update 10; checkpoint {two}/model.ckpt-10" in stopped.stderr
     distributed = run(flags_two, launcher=horovod_mpirun())
     assert distributed.returncode == 0, distributed.stderr[-3000:]
+    assert "Resuming from" in distributed.stderr
     single = run(seed_flags(release, squad, one, deterministic_run="true"))
     assert single.returncode == 0, single.stderr[-3000:]
     assert len(losses(two)) == 16

@@ -160,9 +160,10 @@ def pretraining_flags(tmp_path, shared_data, documents=40):
     ]  # fmt: skip
 
 
-def two_nodes(command, **popen):
+def two_nodes(command, extra=None, **popen):
     """`command` as two Horovod ranks on two simulated nodes, each rank with local rank 0
-    (Gloo, as horovodrun starts them, with made-up host names); returns their results."""
+    (Gloo, as horovodrun starts them, with made-up host names), `extra` added to their
+    environment; returns their results."""
     from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
     from horovod.runner.http.http_server import RendezvousServer
 
@@ -180,7 +181,7 @@ def two_nodes(command, **popen):
                 HOROVOD_LOCAL_SIZE=str(slot.local_size), HOROVOD_CROSS_RANK=str(slot.cross_rank),
                 HOROVOD_CROSS_SIZE=str(slot.cross_size), HOROVOD_GLOO_RENDEZVOUS_ADDR="127.0.0.1",
                 HOROVOD_GLOO_RENDEZVOUS_PORT=str(port), HOROVOD_CONTROLLER="gloo",
-                HOROVOD_CPU_OPERATIONS="gloo", HOROVOD_GLOO_IFACE="lo",
+                HOROVOD_CPU_OPERATIONS="gloo", HOROVOD_GLOO_IFACE="lo", **(extra or {}),
             )  # fmt: skip
             processes.append(
                 subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, **popen)
@@ -196,7 +197,8 @@ def two_nodes(command, **popen):
 def test_two_nodes_sharing_one_output_dir_save_and_resume_cleanly(tmp_path, shared_data):
     """The seed's known issue: ranks on two nodes, each the first on its node, writing into
     one shared output directory. Only rank 0 writes; the run saves, resumes from its
-    checkpoint with more steps, and ends with the weights one process gets doing the same."""
+    checkpoint with more steps (SIGTERM on node-b's rank after update 5 stopping both,
+    then resuming again), and ends with the weights one process gets doing the same."""
     pytest.importorskip("horovod.tensorflow", reason="Horovod runs the simulated nodes")
     common = pretraining_flags(tmp_path, shared_data)
     shared = tmp_path / "shared"
@@ -210,6 +212,14 @@ def test_two_nodes_sharing_one_output_dir_save_and_resume_cleanly(tmp_path, shar
         "model.ckpt-4.index",
     ]
     assert not list(shared.glob("worker_*")) and not list(shared.glob(".*tmp*"))
+    signalled = [sys.executable, "-m", "bertfam.tf.signal_after_update", "5", *script[1:]]
+    stopped = two_nodes(signalled + ["--num_train_steps=6"], cwd=FOLDER, extra={"SIGNAL_RANK": "1"})
+    assert [code for code, _ in stopped] == [143, 143], stopped[1][1][-2000:]
+    assert "Resuming from" in stopped[0][1]
+    assert stopped[0][1].strip().splitlines()[-1] == (
+        f"run_pretraining.py: stopped by SIGTERM after update 5; checkpoint {shared}/"
+        "model.ckpt-5: rerun the same command to resume"
+    )
     resumed = two_nodes(script + ["--num_train_steps=6"], cwd=FOLDER)
     assert [code for code, _ in resumed] == [0, 0], resumed[0][1][-2000:]
     assert "Resuming from" in resumed[0][1]

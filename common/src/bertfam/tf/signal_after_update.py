@@ -3,7 +3,8 @@ named) right after update N, as a cluster would, but at a known point.
 
     python -m bertfam.tf.signal_after_update N [TERM|INT] run_squad.py --flags...
 
-Under mpirun, ``SIGNAL_RANK=1`` signals that rank only (the others must follow it).
+Under mpirun (or horovodrun), ``SIGNAL_RANK=1`` signals that rank only (the others must
+follow it).
 Signalling from outside races the training loop, which on a fast machine can finish
 first; this makes the point of the signal deterministic.
 """
@@ -26,7 +27,8 @@ take_training_step = Trainer.take_training_step
 
 def step_then_signal(self, batches):
     result = take_training_step(self, batches)
-    if int(self.step) == after and rank in (None, os.environ.get("OMPI_COMM_WORLD_RANK", "0")):
+    ours = os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("HOROVOD_RANK", "0"))
+    if int(self.step) == after and rank in (None, ours):
         os.kill(os.getpid(), number)
     return result
 
