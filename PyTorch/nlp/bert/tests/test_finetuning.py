@@ -41,22 +41,25 @@ def test_xquad_from_minilm_scores_as_the_evaluate_command(shared_data, minilm_di
     xquad = shared_data / "squad" / "xquad.en.json"
     if not xquad.is_file():
         pytest.skip(f"{xquad} not found")
-    # A slice of XQuAD to train a handful of steps on, and the whole file to predict.
+    # An article of XQuAD to train a handful of steps on, the next eight to predict (about
+    # 200 questions: the whole file would add two minutes to CI for the same check).
     data = json.loads(xquad.read_text())
-    subset = {"version": data.get("version", "1.1"), "data": data["data"][:1]}
-    train = tmp_path / "train.json"
-    train.write_text(json.dumps(subset))
+    version = data.get("version", "1.1")
+    train, dev = tmp_path / "train.json", tmp_path / "dev.json"
+    train.write_text(json.dumps({"version": version, "data": data["data"][:1]}))
+    dev.write_text(json.dumps({"version": version, "data": data["data"][1:9]}))
+    questions = sum(len(p["qas"]) for a in data["data"][1:9] for p in a["paragraphs"])
     output = tmp_path / "out"
     result = run(
         "finetuning/run_squad.py",
-        *squad_flags(minilm_dir, train, xquad, output, "--do_train", "--do_eval"),
+        *squad_flags(minilm_dir, train, dev, output, "--do_train", "--do_eval"),
         "--max_steps", "4", "--logging_steps", "2", "--per_gpu_eval_batch_size", "64",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     printed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert printed == official_evaluate(xquad, output / "predictions_.json")
+    assert printed == official_evaluate(dev, output / "predictions_.json")
     nbest = json.loads((output / "nbest_predictions_.json").read_text())
-    assert len(nbest) == 1190  # every XQuAD question answered
+    assert len(nbest) == questions > 150  # every question answered
     hf_keys = dict(
         line.split(" = ") for line in (output / "eval_results.txt").read_text().split("\n") if line
     )
