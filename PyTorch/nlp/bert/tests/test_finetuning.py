@@ -14,7 +14,7 @@ from finetuning_fixtures import FOLDER, run, tiny_model_cache
 
 from bertfam import tinydata
 from bertfam.glue.readers import read_msr_paraphrase
-from bertfam.testing import free_port, launch_free_env
+from bertfam.testing import free_port, launch_free_env, mpirun
 
 
 def squad_flags(model, train, predict, output, *extra):
@@ -286,6 +286,47 @@ def test_squad_evaluates_during_training_and_every_checkpoint_and_resumes_after_
     assert ours.keys() == reference.keys()
     for name in ours:
         torch.testing.assert_close(ours[name], reference[name], atol=1e-6, rtol=0, msg=name)
+
+
+def test_squad_two_processes_equal_one_with_twice_the_batch_after_a_sigterm_to_one(tmp_path):
+    """run_squad.py under mpirun, SIGTERM to rank 1 alone after update 1: both processes
+    stop with checkpoint-1, and resumed from it they end as one process at twice the batch
+    (dropout off, so the two draw no masks one process would not)."""
+    models = tiny_model_cache(
+        tmp_path / "models", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    model = models / "bert-base-uncased"
+    squad = tinydata.squad_file(tmp_path / "squad.json")
+    steps = ["--do_train", "--max_steps", "4", "--save_steps", "2"]
+    one = run("finetuning/run_squad.py", *squad_flags(model, squad, squad, tmp_path / "one"),
+              *steps)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    two = tmp_path / "two"
+    half = [*squad_flags(model, squad, squad, two), *steps, "--per_gpu_train_batch_size", "4"]
+
+    def two_processes(*command, **env):
+        return subprocess.run(
+            [*mpirun(2, "MASTER_ADDR", "MASTER_PORT", *env), sys.executable,
+             *map(str, command)],
+            cwd=FOLDER, capture_output=True, text=True, timeout=600,
+            env=launch_free_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), **env),
+        )  # fmt: skip
+
+    stopped = two_processes("tests/signal_after_update.py", "1", "finetuning/run_squad.py",
+                            *half, SIGNAL_RANK="1")  # fmt: skip
+    checkpoint = two / "checkpoint-1"
+    assert stopped.returncode != 0 and checkpoint.is_dir(), stopped.stderr[-3000:]
+    assert f"stopped by SIGTERM after update 1; checkpoint {checkpoint}" in stopped.stderr
+    half[half.index("--model_name_or_path") + 1] = checkpoint
+    resumed = two_processes("finetuning/run_squad.py", *half, "--overwrite_output_dir")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ours, reference = read_weights(two), read_weights(tmp_path / "one")
+    assert ours.keys() == reference.keys()
+    # Not qa_outputs.bias: a bias added to every position's logit cancels in the softmax,
+    # so its gradient is rounding noise, which Adam scales up to full steps.
+    for name in sorted(set(ours) - {"qa_outputs.bias"}):
+        torch.testing.assert_close(ours[name], reference[name], atol=2e-5, rtol=1e-4, msg=name)
 
 
 # -- bad input ---------------------------------------------------------------------------

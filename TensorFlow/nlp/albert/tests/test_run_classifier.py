@@ -11,7 +11,7 @@ from albert_fixtures import one_line_error, run, tiny_release
 from bertfam import tinydata
 from bertfam.glue.metrics import accuracy
 from bertfam.glue.readers import GLUE_PROCESSORS, get_processor
-from bertfam.testing import assert_preempted, assert_same_checkpoint_weights
+from bertfam.testing import assert_preempted, assert_same_checkpoint_weights, horovod_mpirun
 
 RELEASE, MRPC = [], []  # the module's fixtures, for best_checkpoint_logits
 
@@ -163,7 +163,7 @@ def test_cached_features_are_reused_and_evaluation_resumes(trained, release, mrp
 
 
 def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(
-    release, mrpc, tmp_path
+    release, mrpc, tmp_path, monkeypatch
 ):
     def training(output_dir):
         return flags(release, mrpc, output_dir, do_eval="False", do_predict="False",
@@ -176,6 +176,20 @@ def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(
     resumed = run(training(out))
     assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]
     assert_same_checkpoint_weights(out / "model.ckpt-8", straight / "model.ckpt-8", atol=1e-6)
+
+    # Two Horovod workers at half the batch, SIGTERM to rank 1 alone after update 5: both
+    # stop there with one checkpoint; resumed, they end as the one process above.
+    two = tmp_path / "two"
+    script = training(two) + ["--train_batch_size=4", "--use_horovod=true"]
+    monkeypatch.setenv("SIGNAL_RANK", "1")
+    stopped = run(["-m", "bertfam.tf.signal_after_update", "5", *script],
+                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
+    monkeypatch.delenv("SIGNAL_RANK")
+    assert stopped.returncode != 0  # mpirun reports the ranks' 143 its own way
+    assert f"stopped by SIGTERM after update 5; checkpoint {two}/model.ckpt-5" in stopped.stderr
+    resumed = run(script, launcher=horovod_mpirun())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_checkpoint_weights(two / "model.ckpt-8", straight / "model.ckpt-8", atol=2e-5)
 
 
 @pytest.mark.parametrize(

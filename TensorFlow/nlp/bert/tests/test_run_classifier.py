@@ -8,7 +8,7 @@ recomputed with NumPy.
 Resuming after a kill and training on two Horovod workers go through the same shared
 loop and data path (`bertfam.tf.run.train`) as run_squad.py, whose tests
 (test_run_squad.py, test_horovod.py) cover them once for both scripts; preemption is
-tested here too, as the one line it prints names this script's checkpoint.
+tested here too, in one process and with two Horovod workers (the signal to one).
 """
 
 import json
@@ -27,6 +27,7 @@ from bertfam.testing import (
     assert_preempted,
     assert_same_checkpoint_weights,
     checkpoint_model_weights,
+    horovod_mpirun,
 )
 from bertfam.tokenization.wordpiece import WordPieceTokenizer
 
@@ -194,6 +195,24 @@ def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(fil
     assert_same_checkpoint_weights(
         files["out"] / "model.ckpt-8", tmp_path / "straight" / "model.ckpt-8", atol=1e-6
     )
+
+    # Two Horovod workers at half the batch, SIGTERM to rank 1 alone after update 3: both
+    # stop there with one checkpoint; resumed, they end as the one process above.
+    two = tmp_path / "two"
+    script = ["run_classifier.py", *args, "--train_batch_size=4", "--use_horovod=true",
+              f"--output_dir={two}"]  # fmt: skip
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    stopped = subprocess.run(
+        horovod_mpirun() + [sys.executable, "-m", "bertfam.tf.signal_after_update", "3", *script],
+        cwd=FOLDER, capture_output=True, text=True, env={**env, "SIGNAL_RANK": "1"}, timeout=600,
+    )  # fmt: skip
+    assert stopped.returncode != 0  # mpirun reports the ranks' 143 its own way
+    assert f"stopped by SIGTERM after update 3; checkpoint {two}/model.ckpt-3" in stopped.stderr
+    resumed = subprocess.run(horovod_mpirun() + [sys.executable, *script], cwd=FOLDER,
+                             capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_checkpoint_weights(two / "model.ckpt-8", tmp_path / "straight" / "model.ckpt-8",
+                                   atol=1e-5)  # fmt: skip
 
 
 def test_learns_a_separable_task(files, tmp_path):

@@ -4,6 +4,7 @@ the script's), the per-epoch checkpoint that --init_checkpoint reads back, resum
 after SIGTERM, upstream's cache names, SQuAD v2.0 with the span head, layer-wise rate decay, and bad input."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,12 @@ import run_tf_squad
 from electra_fixtures import TINY, tiny_squad
 from layerwise_decay import depth, rate_multipliers
 
-from bertfam.testing import assert_preempted, assert_same_checkpoint_weights, shared_file
+from bertfam.testing import (
+    assert_preempted,
+    assert_same_checkpoint_weights,
+    horovod_mpirun,
+    shared_file,
+)
 
 FOLDER = Path(__file__).resolve().parents[1]
 
@@ -110,17 +116,19 @@ def test_sigterm_then_the_same_command_ends_with_the_uninterrupted_epoch_checkpo
 ):
     """Preempted after update 5 of 8 (epoch 2): the resume checkpoint holds update 5, the
     rerun goes on from it, ends with the uninterrupted run's epoch checkpoints and then
-    removes the resume checkpoints (a finished command reruns from the start)."""
+    removes the resume checkpoints (a finished command reruns from the start). The same
+    with two Horovod workers, rank 1 alone signalled."""
     flags = squad_flags(workdir, "1.1", "--do_train", "--num_train_epochs=2")
     folders = {}
-    for name in ("straight", "preempted"):
+    for name in ("straight", "preempted", "two"):
         folders[name] = tmp_path / name
         for part in ("vocab", "models", "squad"):
             shutil.copytree(workdir / part, folders[name] / part)
 
-    def script(folder, *helper):
-        return subprocess.run([sys.executable, *helper, str(FOLDER / "run_tf_squad.py"), *flags],
-                              cwd=folder, capture_output=True, text=True, timeout=600)  # fmt: skip
+    def script(folder, *helper, launcher=(), extra=(), env=None):
+        command = [*launcher, sys.executable, *helper, str(FOLDER / "run_tf_squad.py"), *flags]
+        return subprocess.run([*command, *extra], cwd=folder, capture_output=True, text=True,
+                              env=env, timeout=600)  # fmt: skip
 
     straight = script(folders["straight"])
     assert straight.returncode == 0, straight.stderr[-3000:]
@@ -135,6 +143,21 @@ def test_sigterm_then_the_same_command_ends_with_the_uninterrupted_epoch_checkpo
         assert_same_checkpoint_weights(folders["preempted"] / checkpoint,
                                        folders["straight"] / checkpoint, atol=1e-6)  # fmt: skip
     assert not (folders["preempted"] / resume).exists()
+
+    # Two Horovod workers at half the batch, SIGTERM to rank 1 alone after update 5: both
+    # stop there with one resume checkpoint; resumed, they end as the one process above.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    half = ["--train_batch_size=2"]
+    stopped = script(folders["two"], "-m", "bertfam.tf.signal_after_update", "5", extra=half,
+                     launcher=horovod_mpirun(), env={**env, "SIGNAL_RANK": "1"})  # fmt: skip
+    assert stopped.returncode != 0  # mpirun reports the ranks' 143 its own way
+    assert f"stopped by SIGTERM after update 5; checkpoint {resume / 'ckpt-5'}" in stopped.stderr
+    resumed = script(folders["two"], launcher=horovod_mpirun(), extra=half, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for epoch in (1, 2):
+        checkpoint = Path("checkpoints", f"electra_base_qa_v2_False_epoch_{epoch}_ckpt")
+        assert_same_checkpoint_weights(folders["two"] / checkpoint,
+                                       folders["straight"] / checkpoint, atol=1e-5)  # fmt: skip
 
 
 def test_squad_v2_with_the_span_head(workdir, monkeypatch, capsys):
