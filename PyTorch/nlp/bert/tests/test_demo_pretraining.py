@@ -97,6 +97,7 @@ EAGER_RERUN = {line for line in LINES if "--world_size 8" not in line or "bf16" 
 )
 def test_upstream_line(line, paths, tmp_path):
     world = 8 if "--world_size 8" in line else 1
+    compiled = LINES[line] == COMPILED_LINE
     if "--mode lazy" in line:
         result = demo(line, paths, tmp_path)
         lines = result.stderr.strip().splitlines()
@@ -105,7 +106,6 @@ def test_upstream_line(line, paths, tmp_path):
         if line not in EAGER_RERUN:
             return
         line = line.replace("--mode lazy", "--mode eager")
-    compiled = LINES[line] == COMPILED_LINE
     check_both_phases(demo(line, paths, tmp_path, compiled), tmp_path, world)
 
 
