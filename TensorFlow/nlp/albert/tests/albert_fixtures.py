@@ -70,3 +70,16 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def run_signalling_rank_1(args, after: int) -> subprocess.CompletedProcess:
+    """`args` on two Horovod workers, SIGTERM sent to rank 1 alone right after update
+    `after` (bertfam.tf.signal_after_update): the other rank must stop with it."""
+    from bertfam.testing import horovod_mpirun
+
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", SIGNAL_RANK="1")
+    return subprocess.run(
+        [*horovod_mpirun(), "-x", "SIGNAL_RANK", sys.executable, "-m",
+         "bertfam.tf.signal_after_update", str(after), *map(str, args)],
+        cwd=FOLDER, capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip

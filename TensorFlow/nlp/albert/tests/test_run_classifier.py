@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from albert_fixtures import one_line_error, run, tiny_release
+from albert_fixtures import one_line_error, run, run_signalling_rank_1, tiny_release
 
 from bertfam import tinydata
 from bertfam.glue.metrics import accuracy
@@ -163,7 +163,7 @@ def test_cached_features_are_reused_and_evaluation_resumes(trained, release, mrp
 
 
 def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(
-    release, mrpc, tmp_path, monkeypatch
+    release, mrpc, tmp_path
 ):
     def training(output_dir):
         return flags(release, mrpc, output_dir, do_eval="False", do_predict="False",
@@ -181,10 +181,7 @@ def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(
     # stop there with one checkpoint; resumed, they end as the one process above.
     two = tmp_path / "two"
     script = training(two) + ["--train_batch_size=4", "--use_horovod=true"]
-    monkeypatch.setenv("SIGNAL_RANK", "1")
-    stopped = run(["-m", "bertfam.tf.signal_after_update", "5", *script],
-                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
-    monkeypatch.delenv("SIGNAL_RANK")
+    stopped = run_signalling_rank_1(script, 5)
     assert stopped.returncode != 0  # mpirun reports the ranks' 143 its own way
     assert f"stopped by SIGTERM after update 5; checkpoint {two}/model.ckpt-5" in stopped.stderr
     resumed = run(script, launcher=horovod_mpirun())

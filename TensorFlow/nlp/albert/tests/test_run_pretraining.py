@@ -6,7 +6,7 @@ and the bad inputs."""
 
 import numpy as np
 import pytest
-from albert_fixtures import one_line_error, run, tiny_release
+from albert_fixtures import one_line_error, run, run_signalling_rank_1, tiny_release
 
 from bertfam.pretraining.features import ALBERT_FEATURES, FEATURES, instance_arrays
 from bertfam.pretraining.instances import read_documents
@@ -134,7 +134,7 @@ def test_trains_and_evaluates_what_the_checkpoint_computes(release, records, tmp
 
 
 def test_two_workers_at_half_the_batch_train_as_one_process_also_after_a_sigterm_to_one(
-    release, records, tmp_path, monkeypatch
+    release, records, tmp_path
 ):
     """SIGTERM reaches rank 1 alone after update 4: both workers stop there, rank 0 writes
     the one checkpoint, and the rerun ends where one process at twice the batch does."""
@@ -143,10 +143,7 @@ def test_two_workers_at_half_the_batch_train_as_one_process_also_after_a_sigterm
     assert single.returncode == 0, single.stderr[-3000:]
     distributed = flags(release, records, two, do_eval="False", train_batch_size=4,
                         use_horovod="true")  # fmt: skip
-    monkeypatch.setenv("SIGNAL_RANK", "1")
-    stopped = run(["-m", "bertfam.tf.signal_after_update", "4", *distributed],
-                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
-    monkeypatch.delenv("SIGNAL_RANK")
+    stopped = run_signalling_rank_1(distributed, 4)
     assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
     assert (
         f"run_pretraining.py: stopped by SIGTERM after update 4; checkpoint {two}/model.ckpt-4: "

@@ -11,7 +11,7 @@ import signal
 
 import numpy as np
 import pytest
-from albert_fixtures import one_line_error, run, tiny_release
+from albert_fixtures import one_line_error, run, run_signalling_rank_1, tiny_release
 
 from bertfam import tinydata
 from bertfam.squad.evaluate import evaluate_v1
@@ -227,7 +227,7 @@ def losses(output_dir):
 
 
 def test_seed_multi_card_line_under_mpirun_matches_one_process_also_after_a_sigterm_to_one(
-    release, squad, tmp_path, monkeypatch
+    release, squad, tmp_path
 ):
     """The 8-card line on 2 workers at batch 2 trains as one process at batch 4, also when
     SIGTERM reaches rank 1 alone after update 10 and the same command resumes; rank 0
@@ -236,10 +236,7 @@ def test_seed_multi_card_line_under_mpirun_matches_one_process_also_after_a_sigt
     two, one = tmp_path / "two", tmp_path / "one"
     flags_two = seed_flags(release, squad, two, use_horovod="true", train_batch_size=2,
                            deterministic_run="true")  # fmt: skip
-    monkeypatch.setenv("SIGNAL_RANK", "1")
-    stopped = run(["-m", "bertfam.tf.signal_after_update", "10", *flags_two],
-                  launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
-    monkeypatch.delenv("SIGNAL_RANK")
+    stopped = run_signalling_rank_1(flags_two, 10)
     assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
     assert f"stopped by SIGTERM after update 10; checkpoint {two}/model.ckpt-10" in stopped.stderr
     distributed = run(flags_two, launcher=horovod_mpirun())
