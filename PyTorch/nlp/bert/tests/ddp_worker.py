@@ -1,5 +1,7 @@
 """Run by test_distributed.py under torchrun or mpirun: a few DDP updates of a tiny BERT on
-this rank's rows of each global batch, then the rank's weights and losses to <prefix><rank>.pt.
+this rank's rows of each global batch, then the rank's weights and losses to <prefix><rank>.pt
+and, once the group is shut down, the names of gloo's threads still running (one a line) to
+<prefix><rank>.threads.
 
     python ddp_worker.py <prefix> <per_rank_batch>
 """
@@ -21,7 +23,7 @@ from bertfam.torch.distributed import init_distributed, shutdown  # noqa: E402
 STEPS = 4
 
 
-def main() -> None:
+def main() -> tuple:
     prefix, per_rank = sys.argv[1], int(sys.argv[2])
     launch = detect_launch_env()
     init_distributed("cpu", launch)
@@ -49,8 +51,21 @@ def main() -> None:
         losses.append(loss.item())
     module = model.module if launch.is_distributed else model
     torch.save({"state": module.state_dict(), "losses": losses}, f"{prefix}{launch.rank}.pt")
-    shutdown()
+    return prefix, launch.rank
+
+
+def gloo_threads() -> list:
+    """This process's threads that gloo started (Linux names them in /proc)."""
+    names = []
+    for task in Path("/proc/self/task").glob("*/comm"):
+        try:
+            names.append(task.read_text().strip())
+        except OSError:  # a thread that ended while we looked
+            continue
+    return [name for name in names if "gloo" in name]
 
 
 if __name__ == "__main__":
-    main()
+    prefix, rank = main()
+    shutdown()  # as at the scripts' exit: once the model and its DDP wrapper are let go
+    Path(f"{prefix}{rank}.threads").write_text("".join(f"{name}\n" for name in gloo_threads()))

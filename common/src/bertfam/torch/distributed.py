@@ -36,6 +36,14 @@ def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600
     backend = BACKENDS[device_kind]
     if backend == "hccl":
         import habana_frameworks.torch.distributed.hccl  # noqa: F401  (registers "hccl")
+    # torch.distributed._shard takes references to the default group when it is imported
+    # after the group exists, and torch._dynamo imports it (the first optimizer does, and
+    # torch.compile): destroy_process_group then leaves gloo's threads running into the
+    # interpreter's exit, where one aborts the process now and then ("terminate called
+    # without an active exception") after a run that otherwise succeeded. Imported first,
+    # it holds none.
+    import torch._dynamo  # noqa: F401
+
     if device_kind == "gpu":
         torch.cuda.set_device(launch.local_rank % torch.cuda.device_count())
     try:
@@ -51,9 +59,7 @@ def init_distributed(device_kind: str, launch: LaunchEnv, timeout_s: float = 600
             f"rank {launch.rank} of {launch.world_size} could not join the {backend} process "
             f"group at {launch.master_addr}:{launch.master_port} ({error})"
         ) from None
-    # Leave the group before the interpreter tears down: gloo's threads, destroyed still
-    # running at exit, abort the process now and then ("terminate called without an
-    # active exception") after a run that otherwise succeeded.
+    # Leave the group (and stop gloo's threads) before the interpreter tears down.
     atexit.register(shutdown)
     log.info(
         "rank %d of %d (local rank %d) joined the %s group via %s",
