@@ -171,22 +171,34 @@ def assert_preempted(
     ), result.stderr[-3000:]
 
 
-def rank_processes(rank: int, script: str) -> List[int]:
-    """PIDs of the processes running `script` as `rank` of a job, found from their
+def rank_processes(rank: int, script: str, launcher: int) -> List[int]:
+    """PIDs of the processes running `script` as `rank` of the job that process `launcher`
+    started (another test's job may run the same script beside it), found from their
     environment: Open MPI's OMPI_COMM_WORLD_RANK or torchrun's RANK."""
     wanted = {f"OMPI_COMM_WORLD_RANK={rank}".encode(), f"RANK={rank}".encode()}
-    found = []
+    parents, candidates = {}, []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            # stat: "pid (name) state ppid ...", the name in parentheses may hold spaces.
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(stat[1])
             environ = set((entry / "environ").read_bytes().split(b"\0"))
             command = (entry / "cmdline").read_bytes()
-        except OSError:  # ended meanwhile, or not ours to read
+        except (OSError, IndexError, ValueError):  # ended meanwhile, or not ours to read
             continue
         if wanted & environ and script.encode() in command:
-            found.append(int(entry.name))
-    return found
+            candidates.append(int(entry.name))
+    return [pid for pid in candidates if launcher in ancestors(pid, parents)]
+
+
+def ancestors(pid: int, parents: Dict[int, int]) -> List[int]:
+    chain = []
+    while pid in parents and pid not in chain and pid > 1:
+        pid = parents[pid]
+        chain.append(pid)
+    return chain
 
 
 @dataclass
@@ -213,7 +225,7 @@ def kill_rank_mid_run(
                 assert job.poll() is None, "the job ended before the rank could be killed"
                 assert time.monotonic() < deadline, "training did not start"
                 time.sleep(0.2)
-            victims = rank_processes(rank, script)
+            victims = rank_processes(rank, script, launcher=job.pid)
             assert victims, f"no process of rank {rank} runs {script}"
             for pid in victims:
                 os.kill(pid, signal.SIGKILL)
