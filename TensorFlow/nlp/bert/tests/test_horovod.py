@@ -6,8 +6,10 @@ losses, the same final weights, and the same weights on both workers.
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +259,40 @@ def test_a_dead_rank_ends_the_job_with_an_error_instead_of_hanging(tmp_path, sha
     )  # fmt: skip
     assert dead.returncode != 0 and dead.seconds < 60, dead.output[-3000:]
     assert "process rank 1 " in dead.output, dead.output[-3000:]  # mpirun names the lost rank
+
+
+@pytest.mark.parametrize("given,expected", [(None, "600"), ("45", "45")])
+def test_horovod_stall_shutdown_is_on_unless_the_environment_sets_it(given, expected):
+    """Horovod leaves its stall shutdown off (0); the workers start with 600 s."""
+    pytest.importorskip("horovod.tensorflow", reason="Horovod is not installed (see README)")
+    env = {k: v for k, v in environment().items() if k != "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS"}
+    if given is not None:
+        env["HOROVOD_STALL_SHUTDOWN_TIME_SECONDS"] = given
+    read = subprocess.run(
+        [sys.executable, "-c", "import os; from bertfam.tf.distributed import init_workers; "
+         "init_workers(True); print(os.environ['HOROVOD_STALL_SHUTDOWN_TIME_SECONDS'])"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert read.stdout.split()[-1] == expected
+
+
+def test_a_hung_rank_ends_the_job_after_the_stall_timeout(tmp_path, shared_data):
+    """Rank 1 stops taking steps after update 2 but stays alive (stuck reading a file):
+    Horovod's stall check, which `init_workers` turns on (600 s unless the environment says
+    otherwise; 10 s here), ends the job instead of rank 0 waiting in its allreduce."""
+    launcher = horovod_mpirun()
+    common = pretraining_flags(tmp_path, shared_data, documents=20)
+    stall = {"HOROVOD_STALL_CHECK_TIME_SECONDS": "2", "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "10"}
+    started = time.monotonic()
+    hung = subprocess.run(
+        launcher + [sys.executable, "-m", "bertfam.tf.signal_after_update", "2", "HANG",
+                    "run_pretraining.py", *common, "--horovod", "--train_batch_size=2",
+                    "--num_train_steps=100000", f"--output_dir={tmp_path / 'out'}"],
+        cwd=FOLDER, capture_output=True, text=True, timeout=300,
+        env={**environment(), **stall, "SIGNAL_RANK": "1"},
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert hung.returncode != 0 and seconds < 120, hung.stderr[-3000:]
+    assert (tmp_path / "out" / "model.ckpt-2.index").is_file()  # it trained up to the hang
+    assert re.search(r"^1!: \[", hung.stderr, re.M), hung.stderr[-3000:]  # rank 1 named

@@ -21,6 +21,8 @@ from bertfam.tf import HOROVOD_INSTALL_HINT
 
 log = logging.getLogger(__name__)
 
+STALL_SHUTDOWN_S = 600
+
 
 class HorovodUnavailableError(UserError):
     """--use_horovod=true on a machine without Horovod for TensorFlow."""
@@ -60,6 +62,10 @@ def init_workers(use_horovod: bool, hierarchical_allreduce: bool = False) -> Wor
     if hierarchical_allreduce:
         # Horovod reads it at init; upstream's --horovod_hierarchical_allreduce sets it too.
         os.environ["HOROVOD_HIERARCHICAL_ALLREDUCE"] = "1"
+    # A rank hung outside Horovod (stuck reading a file, say) otherwise holds every other
+    # rank in its next allreduce for ever: Horovod's stall check ends the job instead
+    # after 600 s, as PyTorch's collectives give up (a dead rank ends it through mpirun).
+    os.environ.setdefault("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", str(STALL_SHUTDOWN_S))
     hvd = import_horovod()
     hvd.init()
 
