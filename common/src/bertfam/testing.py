@@ -18,6 +18,7 @@ compare the weights two TensorFlow runs ended with, `checkpoint_model_weights` a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -176,29 +177,38 @@ def rank_processes(rank: int, script: str, launcher: int) -> List[int]:
     started (another test's job may run the same script beside it), found from their
     environment: Open MPI's OMPI_COMM_WORLD_RANK or torchrun's RANK."""
     wanted = {f"OMPI_COMM_WORLD_RANK={rank}".encode(), f"RANK={rank}".encode()}
-    parents, candidates = {}, []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    found = []
+    for pid in descendants(launcher):
         try:
-            # stat: "pid (name) state ppid ...", the name in parentheses may hold spaces.
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            parents[int(entry.name)] = int(stat[1])
-            environ = set((entry / "environ").read_bytes().split(b"\0"))
-            command = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):  # ended meanwhile, or not ours to read
+            environ = set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # ended meanwhile, or not ours to read
             continue
         if wanted & environ and script.encode() in command:
-            candidates.append(int(entry.name))
-    return [pid for pid in candidates if launcher in ancestors(pid, parents)]
+            found.append(pid)
+    return found
 
 
-def ancestors(pid: int, parents: Dict[int, int]) -> List[int]:
-    chain = []
-    while pid in parents and pid not in chain and pid > 1:
-        pid = parents[pid]
-        chain.append(pid)
-    return chain
+def descendants(pid: int) -> List[int]:
+    """The processes below `pid`, at any depth (Linux's /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            # stat: "pid (name) state ppid ...", the name in parentheses may hold spaces.
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
+        except (OSError, IndexError, ValueError):  # not a process, or ended meanwhile
+            continue
+    below = []
+    for child in parents:
+        ancestor, seen = parents[child], {child}
+        while ancestor > 1 and ancestor != pid and ancestor not in seen:
+            seen.add(ancestor)
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == pid:
+            below.append(child)
+    return below
 
 
 @dataclass
@@ -237,7 +247,13 @@ def kill_rank_mid_run(
             seconds = time.monotonic() - killed
         finally:
             if job.poll() is None:
+                # torchrun starts its workers in sessions of their own: killing the job's
+                # process group alone would leave them training.
+                leftovers = descendants(job.pid)
                 os.killpg(job.pid, signal.SIGKILL)
+                for pid in leftovers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 job.wait()
         output.seek(0)
         return DeadRank(job.returncode, seconds, output.read())
