@@ -33,8 +33,9 @@ def step_then_signal(self, batches):
     ours = os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("HOROVOD_RANK", "0"))
     if int(self.step) == after and rank in (None, ours):
         if number is None:
-            time.sleep(3600)
-        os.kill(os.getpid(), number)
+            time.sleep(3600)  # the job is ended long before
+        else:
+            os.kill(os.getpid(), number)
     return result
 
 
