@@ -2,6 +2,7 @@
 never a process of the same rank and script that another test's job runs beside it."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ def test_only_the_launchers_own_rank_is_found():
         assert rank_processes(1, "other.py", launcher.pid) == []
     finally:
         for pid in rank_processes(1, "fake_rank.py", launcher.pid):
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
         for process in (launcher, beside):
             process.kill()
             process.wait()
