@@ -46,6 +46,8 @@ import numpy as np
 from bertfam.errors import UserError
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# A folder's config: HuggingFace's name, then NVIDIA's (its modeling's CONFIG_NAME).
+CONFIG_FILES = ("config.json", "bert_config.json")
 
 
 class CheckpointError(UserError):
@@ -277,6 +279,61 @@ ELECTRA_GENERATOR_TABLE = NameTable(
     skipped=r"(^|\.)(position_ids|token_type_ids)$|^generator_lm_head\.weight$",
 )
 
+
+@dataclass(frozen=True)
+class KeyRenames:
+    """PyTorch state-dict keys of one layout <-> HuggingFace's, for layouts that keep
+    HuggingFace's tensors and shapes but name some modules otherwise. `rows` are
+    (HuggingFace module, other module), ``{n}`` a layer index; `dropped` are HuggingFace
+    keys the other layout does not hold (a tied alias it saves once)."""
+
+    rows: Tuple[Tuple[str, str], ...]
+    dropped: Tuple[str, ...] = ()
+    _from_hf: list = field(init=False, repr=False, compare=False)
+    _to_hf: list = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_from_hf", [(_pattern(hf), other) for hf, other in self.rows])
+        object.__setattr__(self, "_to_hf", [(_pattern(other), hf) for hf, other in self.rows])
+
+    @staticmethod
+    def _renamed(key: str, rows) -> str:
+        module, dot, leaf = key.rpartition(".")
+        for pattern, template in rows:
+            match = pattern.fullmatch(module)
+            if match:
+                return template.format(**match.groupdict()) + dot + leaf
+        return key
+
+    def from_hf(self, state: Mapping[str, object]) -> Dict[str, object]:
+        """HuggingFace-named tensors under this layout's names (values untouched)."""
+        return {
+            self._renamed(key, self._from_hf): value
+            for key, value in state.items()
+            if key not in self.dropped
+        }
+
+    def to_hf(self, state: Mapping[str, object]) -> Dict[str, object]:
+        """This layout's tensors under HuggingFace's names; HuggingFace keys pass as they are,
+        so either layout reads. A dropped alias stays absent (loaders tie it back)."""
+        return {self._renamed(key, self._to_hf): value for key, value in state.items()}
+
+
+# NVIDIA's PyTorch BERT (DeepLearningExamples' modeling.py, and Habana's fork of it): the
+# keys of ``ckpt_<step>.pt["model"]`` and of its SQuAD ``{"model": state_dict}`` files.
+# HuggingFace's names, except that a Linear followed by its activation is one fused
+# ``LinearActivation`` called ``dense_act`` at three places, and the masked-LM bias is saved
+# once, as ``cls.predictions.bias`` (HuggingFace adds ``cls.predictions.decoder.bias``).
+_INTERMEDIATE = "bert.encoder.layer.{n}.intermediate."
+NVIDIA_KEYS = KeyRenames(
+    rows=(
+        (_INTERMEDIATE + "dense", _INTERMEDIATE + "dense_act"),
+        ("bert.pooler.dense", "bert.pooler.dense_act"),
+        ("cls.predictions.transform.dense", "cls.predictions.transform.dense_act"),
+    ),
+    dropped=("cls.predictions.decoder.bias",),
+)
+
 # Which table reads a HuggingFace folder, by its config.json ``model_type``.
 HF_TABLES: Dict[str, NameTable] = {
     "albert": ALBERT_TABLE,
@@ -299,8 +356,8 @@ def find_hf_folder(path: Union[str, Path]) -> HfFolder:
     folder = Path(path)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such model folder")
-    config = folder / "config.json"
-    if not config.is_file():
+    config = next((folder / name for name in CONFIG_FILES if (folder / name).is_file()), None)
+    if config is None:
         raise CheckpointError(f"{folder}: no config.json, so it is not a HuggingFace model folder")
     weights = next((folder / name for name in HF_WEIGHT_FILES if (folder / name).is_file()), None)
     if weights is None:
@@ -342,28 +399,87 @@ def resolve_pretrained(name_or_path: str, cache_dir: Optional[Union[str, Path]] 
 
 
 def read_hf_weights(weights_file: Union[str, Path]) -> Dict[str, np.ndarray]:
-    """{HuggingFace key: float32 array} from model.safetensors or pytorch_model.bin."""
+    """{key: float32 array} from model.safetensors, pytorch_model.bin, or a torch file
+    holding ``{"model": state_dict}`` (NVIDIA's ``ckpt_<step>.pt`` and SQuAD files), under
+    the names the file uses."""
     weights_file = Path(weights_file)
+    if weights_file.suffix != ".safetensors":
+        state = torch_state_dict(read_torch_file(weights_file), weights_file)
+        return {key: value.float().numpy() for key, value in state.items()}
     try:
-        if weights_file.suffix == ".safetensors":
-            from safetensors.numpy import load_file
+        from safetensors.numpy import load_file
 
-            tensors = load_file(str(weights_file))
-        else:
-            try:
-                import torch
-            except ImportError:
-                raise CheckpointError(
-                    f"{weights_file}: reading pytorch_model.bin needs torch "
-                    "(pip install torch), or give a folder with model.safetensors"
-                ) from None
-            state = torch.load(str(weights_file), map_location="cpu", weights_only=True)
-            tensors = {key: value.float().numpy() for key, value in state.items()}
-    except CheckpointError:
-        raise
+        tensors = load_file(str(weights_file))
     except Exception as error:  # a corrupt file raises whatever its parser raises
         raise CheckpointError(f"{weights_file}: cannot read the weights ({error})") from None
     return {key: np.asarray(value, dtype=np.float32) for key, value in tensors.items()}
+
+
+class UnavailableObject:
+    """Stands for a pickled object whose class is not importable here: NVIDIA's mid-run
+    checkpoints pickle their DataLoader, over a dataset class of their own script."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _tolerant_pickle_module():
+    import pickle
+    import types
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            try:
+                return super().find_class(module, name)
+            except (ImportError, AttributeError):
+                return UnavailableObject
+
+    return types.SimpleNamespace(__name__="pickle", Unpickler=Unpickler, load=pickle.load)
+
+
+def read_torch_file(path: Union[str, Path], what: str = "the weights"):
+    """What ``torch.save`` wrote at `path`, on the CPU; one line ("cannot read `what`")
+    when it is not readable.
+
+    Tensors and plain containers load with ``weights_only``; a file that pickles other
+    objects (upstream's checkpoints carry their DataLoader) loads whole, with classes not
+    importable here read as `UnavailableObject` rather than failing the load.
+    """
+    try:
+        import torch
+    except ImportError:
+        raise CheckpointError(
+            f"{path}: reading a torch file needs torch (pip install torch), or give a folder "
+            "with model.safetensors"
+        ) from None
+    import pickle
+
+    try:
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            return torch.load(
+                str(path), map_location="cpu", weights_only=False,
+                pickle_module=_tolerant_pickle_module(),
+            )  # fmt: skip
+    except Exception as error:  # a damaged file raises whatever its reader raises
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: cannot read {what} ({first})") from None
+
+
+def torch_state_dict(contents, source: Union[str, Path]) -> Dict[str, object]:
+    """The state dict in a torch file: the file itself (HuggingFace's pytorch_model.bin) or
+    its ``model`` entry (NVIDIA's checkpoints and ``{"model": state_dict}`` files)."""
+    if isinstance(contents, dict) and isinstance(contents.get("model"), dict):
+        contents = contents["model"]
+    if not isinstance(contents, dict) or not all(
+        isinstance(key, str) and hasattr(value, "float") for key, value in contents.items()
+    ):
+        raise CheckpointError(f"{source}: holds no state dict (names to tensors)")
+    return contents
 
 
 def _converted(weights: Dict[str, np.ndarray], rename) -> Dict[str, np.ndarray]:

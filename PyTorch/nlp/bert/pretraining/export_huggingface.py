@@ -4,8 +4,10 @@ r"""A pre-training checkpoint as a HuggingFace folder, for fine-tuning and for H
       --config_file pretraining/bert_config.json --vocab_file $BERT_DIR/vocab.txt \
       --output_dir /results/bert-large-pretrained
 
-Writes config.json, pytorch_model.bin (``BertForPreTraining``: encoder and both heads,
-under HuggingFace's names) and vocab.txt into a folder that appears whole.
+Reads our ``ckpt_<step>.pt``, NVIDIA's or Habana's (their ``dense_act`` names), or a
+``{"model": state_dict}`` file. Writes config.json, pytorch_model.bin
+(``BertForPreTraining``: encoder and both heads, under HuggingFace's names) and vocab.txt
+into a folder that appears whole.
 ``finetuning/run_squad.py --model_name_or_path <that folder>`` and HuggingFace's
 ``BertForPreTraining.from_pretrained`` load it. The vocabulary rows pre-training padded
 to a multiple of 8 are dropped again, so the config's ``vocab_size`` is the vocabulary's.
@@ -28,7 +30,7 @@ log = logging.getLogger("export_huggingface")
 
 def parse_args(argv=None):
     parser = OneLineParser(prog="export_huggingface.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="ckpt_<step>.pt")
+    parser.add_argument("--checkpoint", required=True, help="ckpt_<step>.pt, ours or NVIDIA's")
     parser.add_argument("--config_file", required=True, help="The BERT config it trained with")
     parser.add_argument("--vocab_file", required=True, help="vocab.txt, copied into the folder")
     parser.add_argument("--output_dir", required=True, help="The HuggingFace folder to write")
@@ -47,16 +49,11 @@ def main(argv=None) -> None:
     import modeling
 
     from bertfam.bert_config import BertConfig
+    from bertfam.checkpoints import read_hf_weights
     from bertfam.torch.checkpoint import load_weights, save_pretrained
-    from bertfam.torch.pretraining import is_vocabulary_row
-    from bertfam.torch.pretraining_checkpoint import read_checkpoint
 
     config = BertConfig.from_json_file(args.config_file)
-    state = read_checkpoint(args.checkpoint)["model"]
-    weights = {}
-    for name, tensor in state.items():
-        value = tensor.float().numpy()
-        weights[name] = value[: config.vocab_size] if is_vocabulary_row(name) else value
+    weights = read_hf_weights(args.checkpoint)  # our ckpt_N.pt, NVIDIA's or Habana's
     model = modeling.BertForPreTraining(config)
     load_weights(model, weights, args.checkpoint)  # every weight, or one line naming them
     save_pretrained(model, config, args.output_dir, vocab_file=args.vocab_file)

@@ -45,29 +45,20 @@ def parse_flags(argv=None) -> PretrainingConfig:
     )
 
 
-def starting_weights(config: PretrainingConfig, start, vocab_size: int):
-    """(weights under HuggingFace names, their source) the model starts from, or None."""
-    import numpy as np
-
-    from bertfam.checkpoints import read_hf_weights
-    from bertfam.torch.pretraining import padded_weights
-    from bertfam.torch.pretraining_checkpoint import read_checkpoint
+def starting_weights(config: PretrainingConfig, start):
+    """(weights, their source) the model starts from, or None: the run's checkpoint, or
+    --init_checkpoint (a ckpt_<step>.pt, ours or NVIDIA's, a ``{"model": state_dict}``
+    file, or a HuggingFace folder). The loader maps the names and fits the vocabulary."""
+    from bertfam.checkpoints import find_hf_folder, read_hf_weights
 
     if start.checkpoint is not None:
-        tensors, source = start.checkpoint["model"], "the run's checkpoint"
-    elif config.init_checkpoint:
-        source = config.init_checkpoint
-        path = Path(source)
-        if path.is_dir():  # a HuggingFace folder
-            from bertfam.checkpoints import find_hf_folder
-
-            weights_file = find_hf_folder(path).weights_file
-            return padded_weights(read_hf_weights(weights_file), vocab_size), str(weights_file)
-        tensors = read_checkpoint(path)["model"]
-    else:
+        tensors = start.checkpoint["model"]
+        return {name: t.float().cpu().numpy() for name, t in tensors.items()}, "the checkpoint"
+    if not config.init_checkpoint:
         return None
-    weights = {name: tensor.float().cpu().numpy() for name, tensor in tensors.items()}
-    return padded_weights({k: np.asarray(v) for k, v in weights.items()}, vocab_size), source
+    path = Path(config.init_checkpoint)
+    weights_file = find_hf_folder(path).weights_file if path.is_dir() else path
+    return read_hf_weights(weights_file), str(weights_file)
 
 
 def losses(model, batch):
@@ -109,7 +100,7 @@ def main(argv=None) -> None:
     seed_everything(config.seed)  # the fresh weights are the seed's on every process
     model = modeling.BertForPreTraining(model_config)
     model.bert.encoder.checkpoint_activations = config.checkpoint_activations
-    found = starting_weights(config, start, model_config.vocab_size)
+    found = starting_weights(config, start)
     if found is not None:
         # A warm start may come from a folder without the heads (a bare BertModel);
         # continuing a run's own checkpoint needs every weight.

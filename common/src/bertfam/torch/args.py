@@ -44,8 +44,9 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--model_name_or_path",
         required=True,
-        help="A HuggingFace BERT folder, a hub id in --cache_dir, or a "
-        "checkpoint-N folder of an earlier run (which resumes it)",
+        help="A HuggingFace BERT folder, a hub id in --cache_dir, a checkpoint-N folder of "
+        "an earlier run (which resumes it), or a weights file: our or NVIDIA's ckpt_<step>.pt, "
+        "a {'model': state_dict} file",
     )
     model.add_argument("--config_name", default="", help="config.json, if not the model's")
     model.add_argument(

@@ -3,8 +3,10 @@
 HuggingFace folders in: config.json + model.safetensors or pytorch_model.bin. Keys are
 matched to the model's parameter names; old files' LayerNorm ``gamma``/``beta`` are read
 as ``weight``/``bias``, a bare ``BertModel``'s keys (no ``bert.`` prefix, as
-sentence-transformers folders have) get the prefix, buffers such as ``position_ids`` are
-ignored. Shape mismatches and missing parameters are errors naming every parameter (the
+sentence-transformers folders have) get the prefix, NVIDIA's ``dense_act`` names are
+HuggingFace's ``dense``, buffers such as ``position_ids`` are ignored, and vocabulary
+rows padded to a multiple of 8 (NVIDIA's pre-training) fit a model without the padding,
+and back. Shape mismatches and missing parameters are errors naming every parameter (the
 task head a run trains from scratch excepted); unused checkpoint keys are listed.
 
 HuggingFace folders out: `save_pretrained` writes config.json, pytorch_model.bin and
@@ -34,13 +36,14 @@ import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from bertfam.atomic import atomic_directory, atomic_write, write_json, write_text
 from bertfam.bert_config import BertConfig
 from bertfam.checkpoints import (
+    NVIDIA_KEYS,
     CheckpointError,
     LoadReport,
     find_hf_folder,
@@ -56,6 +59,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _IGNORED_SUFFIXES = ("position_ids", "token_type_ids")  # buffers, not weights
+# The tensors with a row (or entry) per vocabulary id, by the ends of their names.
+VOCABULARY_ROWS = (
+    "embeddings.word_embeddings.weight",
+    "cls.predictions.bias",
+    "cls.predictions.decoder.weight",
+    "cls.predictions.decoder.bias",
+)
+VOCABULARY_PADDING = 8  # upstream pads the vocabulary to a multiple of this
 _RENAMED_LEAVES = {".gamma": ".weight", ".beta": ".bias"}
 
 # What a checkpoint-N folder holds besides the model folder (HF v3.0.2's names).
@@ -72,7 +83,8 @@ TRAINING_ARGS_FILE = "training_args.bin"
 def _normalized_keys(
     weights: Dict[str, np.ndarray], expected: Sequence[str]
 ) -> Dict[str, np.ndarray]:
-    """Checkpoint keys as the model names them."""
+    """Checkpoint keys as the model names them: HuggingFace's of today, from old files'
+    ``gamma``/``beta``, a bare model's unprefixed keys or NVIDIA's ``dense_act``."""
     wants_prefix = any(name.startswith("bert.") for name in expected)
     normalized = {}
     for key, value in weights.items():
@@ -84,7 +96,30 @@ def _normalized_keys(
         if wants_prefix and key.startswith(("embeddings.", "encoder.", "pooler.")):
             key = "bert." + key
         normalized[key] = value
-    return normalized
+    return NVIDIA_KEYS.to_hf(normalized)
+
+
+def _fitted_vocabulary(
+    weights: Dict[str, np.ndarray], shapes: Dict[str, Tuple[int, ...]]
+) -> Dict[str, np.ndarray]:
+    """Vocabulary rows fitted to the model's count where they differ only by the padding
+    NVIDIA's pre-training adds (30522 -> 30528, a multiple of 8): padded rows and biases
+    are zeros, trimmed rows were the padding, read by no token id."""
+    fitted = dict(weights)
+    for name, value in weights.items():
+        shape = shapes.get(name)
+        if not name.endswith(VOCABULARY_ROWS) or shape is None or value.shape == shape:
+            continue
+        extra = shape[0] - value.shape[0]
+        if value.shape[1:] != shape[1:] or not 0 < abs(extra) < VOCABULARY_PADDING:
+            continue  # not padding: match_weights names the mismatch
+        if extra > 0:
+            padding = np.zeros((extra, *value.shape[1:]), value.dtype)
+            fitted[name] = np.concatenate([value, padding])
+        else:
+            fitted[name] = value[: shape[0]]
+        log.info("%s: %d vocabulary rows fitted to the model's %d", name, len(value), shape[0])
+    return fitted
 
 
 def load_weights(
@@ -105,6 +140,7 @@ def load_weights(
         if value is not None and name not in weights:
             weights[name] = value
     shapes = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    weights = _fitted_vocabulary(weights, shapes)
     report = match_weights(shapes, weights, source, fresh_prefixes, what="parameters")
     log.info("Loading weights from %s", source)
     with torch.no_grad():
@@ -130,10 +166,10 @@ def _state_without_aliases(model):
 def load_pretrained(
     model: torch.nn.Module, folder: Union[str, Path], fresh_prefixes: Sequence[str] = ()
 ) -> LoadReport:
-    found = find_hf_folder(folder)
-    return load_weights(
-        model, read_hf_weights(found.weights_file), str(found.weights_file), fresh_prefixes
-    )
+    """A model folder's weights, or a weights file's (NVIDIA's ``{"model": ...}`` ones too)."""
+    path = Path(folder)
+    weights_file = path if path.is_file() else find_hf_folder(path).weights_file
+    return load_weights(model, read_hf_weights(weights_file), str(weights_file), fresh_prefixes)
 
 
 def save_pretrained(

@@ -25,7 +25,6 @@ its weights and optimizer moments, step counts and schedule anew, its own data.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -38,19 +37,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from bertfam.checkpoints import CheckpointError
 from bertfam.dllogger import DlLogger
 from bertfam.preemption import StopSignals, stop_run
 from bertfam.runlog import RunLog, progress
+from bertfam.torch.checkpoint import VOCABULARY_PADDING
 from bertfam.torch.distributed import agree_on_signal
 from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb
 from bertfam.torch.pretraining_args import PretrainingConfig
 from bertfam.torch.pretraining_checkpoint import (
+    checkpoint_contents,
     checkpoint_path,
     newest_readable_checkpoint,
     save_checkpoint,
+    saved_position,
 )
-from bertfam.torch.pretraining_data import ReadPosition, ShardReader
+from bertfam.torch.pretraining_data import ReadPosition, ShardReader, epoch_order, training_shards
 from bertfam.torch.run import Run, TrainingError
 
 log = logging.getLogger(__name__)
@@ -59,18 +60,6 @@ Batch = Dict[str, torch.Tensor]
 # losses(model, batch) -> (summed masked-LM cross-entropy, summed next-sentence one)
 LossesFn = Callable[[nn.Module, Batch], Tuple[torch.Tensor, torch.Tensor]]
 BUCKET_ELEMENTS = 32 * 2**20  # gradients all-reduced 128 MB (fp32) at a time
-# The tensors with a row (or entry) per vocabulary id, by the ends of every name they are
-# saved under (a bare BertModel's keys have no "bert." prefix).
-VOCABULARY_ROWS = (
-    "embeddings.word_embeddings.weight",
-    "cls.predictions.bias",
-    "cls.predictions.decoder.weight",
-    "cls.predictions.decoder.bias",
-)
-
-
-def is_vocabulary_row(name: str) -> bool:
-    return name.endswith(VOCABULARY_ROWS)
 
 
 @dataclass
@@ -101,40 +90,31 @@ def find_start(config: PretrainingConfig) -> Start:
         return Start()
     path, contents = newest
     file_step = int(path.stem.split("_")[1])
-    if config.phase2 and not contents.get("phase2", False):  # upstream's ckpts: phase 1's
+    # Upstream's files do not say their phase; like its resume, take a step past phase 1's
+    # end for phase 2's.
+    in_phase2 = contents.get("phase2", file_step > config.phase1_end_step)
+    if config.phase2 and not in_phase2:
         log.info("Phase 2 starts from %s (phase 1's update %d)", path, file_step)
         return Start(checkpoint=contents)
     step = file_step - config.step_offset
-    if "position" not in contents:
-        raise CheckpointError(
-            f"{path}: written by another program (no data position in it): start from it with "
-            "--init_checkpoint instead"
-        )
-    log.info("Resuming from %s (update %d of %d)", path, step, config.max_steps)
-    return Start(
-        step=step,
-        position=ReadPosition(**contents["position"]),
-        checkpoint=contents,
-        resume=True,
+    shards = training_shards(config.input_dir)
+    position, exact = saved_position(
+        path, contents, lambda epoch: [str(p) for p in epoch_order(shards, config.seed, epoch)]
     )
+    log.info("Resuming from %s (update %d of %d)", path, step, config.max_steps)
+    if not exact:
+        log.warning(
+            "%s was written by another program: resuming at the start of shard %d of epoch %d,"
+            " with fresh random generators, as NVIDIA's resume does", path, position.f_id,
+            position.epoch,
+        )  # fmt: skip
+    return Start(step=step, position=position, checkpoint=contents, resume=True)
 
 
-def padded_vocab_size(vocab_size: int, multiple: int = 8) -> int:
+def padded_vocab_size(vocab_size: int, multiple: int = VOCABULARY_PADDING) -> int:
     """Upstream pads the vocabulary to a multiple of 8 (30522 -> 30528): tensor cores
     and Gaudi's matmul engine take whole tiles."""
     return int(math.ceil(vocab_size / multiple) * multiple)
-
-
-def padded_weights(weights: Dict[str, np.ndarray], vocab_size: int) -> Dict[str, np.ndarray]:
-    """HuggingFace's or Google's weights (30522 rows) for the padded vocabulary: the added
-    rows and biases are zeros, which no real token id ever reads."""
-    padded = dict(weights)
-    for key in [name for name in weights if is_vocabulary_row(name)]:
-        value = padded[key]
-        if 0 < vocab_size - value.shape[0] < 8:
-            extra = np.zeros((vocab_size - value.shape[0],) + value.shape[1:], value.dtype)
-            padded[key] = np.concatenate([value, extra])
-    return padded
 
 
 # -- allreduce --------------------------------------------------------------------------
@@ -221,7 +201,8 @@ class Pretrainer:
         if "optimizer" in saved:
             self.optimizer.load_state_dict(saved["optimizer"])
         if start.resume:
-            self.scheduler.load_state_dict(saved["scheduler"])
+            if "scheduler" in saved:  # upstream's have none: the rate follows the optimizer's count
+                self.scheduler.load_state_dict(saved["scheduler"])
             self.step, self.position = start.step, start.position
             self._restore_rng(saved.get("rng"))
         else:  # phase 2: phase 1's moments, its own step count and schedule (as upstream)
@@ -303,17 +284,17 @@ class Pretrainer:
     # -- the run -----------------------------------------------------------------------
 
     def checkpoint_contents(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "files": [str(p) for p in self.shards],
-            "epoch": self.position.epoch,
-            "scheduler": self.scheduler.state_dict(),
-            "global_step": self.step,
-            "phase2": self.config.phase2,
-            "position": dataclasses.asdict(self.position),
-            "rng": self._rng_states(),
-        }
+        order = epoch_order(self.shards, self.config.seed, self.position.epoch)
+        return checkpoint_contents(
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            [str(path) for path in order],
+            self.position,
+            scheduler=self.scheduler.state_dict(),
+            global_step=self.step,
+            phase2=self.config.phase2,
+            rng=self._rng_states(),
+        )
 
     def save(self) -> None:
         contents = self.checkpoint_contents()  # every rank: the generator states gather

@@ -1,27 +1,41 @@
-"""``ckpt_<step>.pt``, the checkpoints of NVIDIA's PyTorch pre-training, written whole.
+"""``ckpt_<step>.pt``, the checkpoints of NVIDIA's PyTorch pre-training, in its layout.
 
-A file is a dict, upstream's keys first: ``model`` (the state dict under HuggingFace's
-names, vocabulary padded as trained), ``optimizer``, ``files`` (the shard order), and
-``epoch``; then what an exact resume needs besides: ``scheduler``, ``global_step`` (the
-phase's update count), ``phase2``, ``position`` (epoch, shard step and next micro-batch
-of the data) and ``rng`` (every rank's torch generator states). The step in the name is
-the phase's count, plus ``--phase1_end_step`` in phase 2, as upstream names them.
+A file is the dict NVIDIA's ``run_pretraining.py`` writes and reads back:
 
+- ``model``: the state dict under NVIDIA's names (`bertfam.checkpoints.NVIDIA_KEYS`:
+  HuggingFace's, with ``dense_act`` for the three Linear+activation pairs and the
+  masked-LM bias once), the vocabulary padded as trained;
+- ``optimizer``: LAMB's state (``exp_avg``/``exp_avg_sq``, the count in the groups);
+- ``files``: ``[f_id] + files``, the epoch's shard order after the index of the shard the
+  run continues from (rank r of W reads ``files[1:][(f_id * W + r) % len]``);
+- ``epoch``, and ``data_loader``: None (upstream pickles its DataLoader there; a resume
+  from None reads shard ``f_id`` from its start, as ours does at a shard's end).
+
+What an exact resume needs besides sits under keys of our own, which NVIDIA's code never
+reads: ``scheduler``, ``global_step`` (the phase's update count), ``phase2``,
+``position`` (epoch, shard step and next micro-batch) and ``rng`` (every rank's torch
+generator states). The step in the name is the phase's count, plus ``--phase1_end_step``
+in phase 2, as upstream names them.
+
+Read back, a checkpoint of ours resumes exactly; one of NVIDIA's or Habana's (no
+``position``) resumes at the start of the shard its ``files`` name, as theirs would.
 Files are written through a temporary name and renamed, so a kill leaves the previous
 checkpoint intact; then all but the newest `KEEP` are deleted, as upstream keeps 3.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
 from bertfam.atomic import atomic_write
-from bertfam.checkpoints import CheckpointError
+from bertfam.checkpoints import NVIDIA_KEYS, CheckpointError, read_torch_file
 from bertfam.torch.pretraining_args import checkpoints_in
+from bertfam.torch.pretraining_data import ReadPosition
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +44,50 @@ KEEP = 3
 
 def checkpoint_path(output_dir, step: int) -> Path:
     return Path(output_dir) / f"ckpt_{step}.pt"
+
+
+def checkpoint_contents(
+    model_state: Dict[str, torch.Tensor],
+    optimizer_state: dict,
+    shard_order: List[str],
+    position: ReadPosition,
+    **exact_resume: Any,
+) -> Dict[str, Any]:
+    """NVIDIA's dict for a model (HuggingFace-named `model_state`) read up to `position`
+    in the epoch whose `shard_order` it is; `exact_resume`, our own keys, after them."""
+    return {
+        "model": NVIDIA_KEYS.from_hf(model_state),
+        "optimizer": optimizer_state,
+        "files": [position.f_id, *shard_order],
+        "epoch": position.epoch,
+        "data_loader": None,
+        **exact_resume,
+        "position": dataclasses.asdict(position),
+    }
+
+
+def saved_position(path, contents: Dict[str, Any], shard_order) -> Tuple[ReadPosition, bool]:
+    """(where a checkpoint's run continues in its data, whether exactly).
+
+    Ours store the micro-batch; NVIDIA's and Habana's ``files`` and ``epoch`` give the shard,
+    read from its start, which needs the same shard order (`shard_order(epoch)`, ours)."""
+    if "position" in contents:
+        return ReadPosition(**contents["position"]), True
+    files = contents.get("files")
+    if not (isinstance(files, list) and files and isinstance(files[0], int)):
+        raise CheckpointError(
+            f"{path}: holds no data position ('files' as [f_id] + shards): start from it with "
+            "--init_checkpoint instead"
+        )
+    epoch = int(contents.get("epoch", 0))
+    ours = [Path(name).name for name in shard_order(epoch)]
+    theirs = [Path(str(name)).name for name in files[1:]]
+    if theirs != ours:
+        raise CheckpointError(
+            f"{path}: its shard order for epoch {epoch} is not this run's (other shards in "
+            "--input_dir, or another --seed): give the run's own --input_dir and --seed"
+        )
+    return ReadPosition(epoch, files[0], 0), False
 
 
 def save_checkpoint(output_dir, step: int, contents: Dict[str, Any]) -> Path:
@@ -44,12 +102,9 @@ def save_checkpoint(output_dir, step: int, contents: Dict[str, Any]) -> Path:
 
 
 def read_checkpoint(path) -> Dict[str, Any]:
-    """A ckpt file's dict on the CPU; one line when it is not one."""
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: cannot read it as a checkpoint ({first})") from None
+    """A ckpt file's dict on the CPU (ours, NVIDIA's or Habana's, or a bare
+    ``{"model": state_dict}``); one line when it is not one."""
+    contents = read_torch_file(path, what="it as a checkpoint")
     if not isinstance(contents, dict) or "model" not in contents:
         raise CheckpointError(f"{path}: not a pre-training checkpoint (no 'model' in it)")
     return contents
