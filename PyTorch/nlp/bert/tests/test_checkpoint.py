@@ -69,6 +69,27 @@ def test_a_checkpoint_resumes_optimizer_schedule_and_random_state(tmp_path):
     assert resumable_step(save_pretrained(model, saved.config, tmp_path / "plain")) is None
 
 
+def test_a_checkpoint_folder_reads_with_huggingfaces_own_readers(tmp_path):
+    """HF v3.0.2 resumes from the folder's name and torch-loads optimizer.pt and
+    scheduler.pt; today's Trainer also reads trainer_state.json (TrainerState) and
+    rng_state.pth (keys python, numpy, cpu)."""
+    from transformers import TrainerState
+
+    model, optimizer, scheduler, saved, args = training_state(tmp_path)
+    folder = save_checkpoint(model, saved, args, 12, optimizer, scheduler)
+    assert int(str(folder).split("-")[-1].split("/")[0]) == 12  # v3.0.2's Trainer.train
+    assert TrainerState.load_from_json(str(folder / "trainer_state.json")).global_step == 12
+    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    fresh.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    assert fresh.state_dict()["state"].keys() == optimizer.state_dict()["state"].keys()
+    schedule = torch.optim.lr_scheduler.LambdaLR(fresh, lambda step: 1 - step / 10)
+    schedule.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    assert schedule.last_epoch == 1
+    rng = torch.load(folder / "rng_state.pth", weights_only=False)
+    assert set(rng) == {"python", "numpy", "cpu"}
+    torch.random.set_rng_state(rng["cpu"])  # what the Trainer's _load_rng_state calls
+
+
 def test_rotation_keeps_the_newest_by_step(tmp_path):
     model, optimizer, scheduler, saved, args = training_state(tmp_path, save_total_limit=2)
     for step in (5, 10, 15):  # "checkpoint-10" sorts before "checkpoint-5" as text

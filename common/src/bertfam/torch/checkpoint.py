@@ -340,12 +340,13 @@ def restore_checkpoint(folder: Path, optimizer, scheduler, device: torch.device)
 
 
 def _rng_state() -> dict:
+    """The generators under the keys HuggingFace's Trainer saves in rng_state.pth."""
     import torch
 
     return {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
+        "cpu": torch.get_rng_state(),
     }
 
 
@@ -354,4 +355,4 @@ def _set_rng_state(state: dict) -> None:
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["cpu"] if "cpu" in state else state["torch"])  # before 2026-12
