@@ -10,7 +10,7 @@ from transformers import BertConfig as HFConfig
 from transformers import BertForPreTraining, BertForQuestionAnswering
 
 from bertfam import tinydata
-from bertfam.checkpoints import hf_weights_as_google, read_hf_weights
+from bertfam.checkpoints import read_hf_weights
 from bertfam.tf.checkpoint import save_name_based_checkpoint
 
 
@@ -21,10 +21,39 @@ def convert(*args):
     )  # fmt: skip
 
 
+def google_name(key):
+    """Google's bert_model.ckpt name for a HuggingFace BERT key, and whether its matrix is
+    transposed: written out here from Google's modeling.py and run_pretraining.py, not from
+    our table. None for what Google's files do not hold."""
+    key = key if key.startswith(("bert.", "cls.")) else f"bert.{key}"
+    if key.endswith(("position_ids", "token_type_ids")) or key.startswith(
+        "cls.predictions.decoder"
+    ):
+        return None
+    special = {
+        "cls.predictions.bias": "cls/predictions/output_bias",
+        "cls.seq_relationship.weight": "cls/seq_relationship/output_weights",  # [2, H] as is
+        "cls.seq_relationship.bias": "cls/seq_relationship/output_bias",
+    }
+    if key in special:
+        return special[key], False
+    module, leaf = key.rsplit(".", 1)
+    scope = module.replace(".", "/").replace("encoder/layer/", "encoder/layer_")
+    if module.endswith("LayerNorm"):
+        return f"{scope}/{'gamma' if leaf == 'weight' else 'beta'}", False
+    if module.endswith("_embeddings"):
+        return scope, False
+    return f"{scope}/{'kernel' if leaf == 'weight' else 'bias'}", leaf == "weight"
+
+
 def google_checkpoint(hf_folder, target):
     """HuggingFace weights written as Google's bert_model.ckpt, with its config and vocab."""
     target.mkdir()
-    weights = hf_weights_as_google(read_hf_weights(next(hf_folder.glob("*.safetensors"))))
+    weights = {}
+    for key, value in read_hf_weights(next(hf_folder.glob("*.safetensors"))).items():
+        named = google_name(key)
+        if named is not None:
+            weights[named[0]] = np.ascontiguousarray(value.T) if named[1] else value
     weights["global_step"] = np.int64(1000)  # bookkeeping Google's files carry
     weights["bert/encoder/layer_0/attention/self/query/kernel/adam_m"] = np.zeros((1,), np.float32)
     save_name_based_checkpoint(target / "bert_model.ckpt", weights)

@@ -135,10 +135,40 @@ def unpack(packed: dict) -> list:
     return sequences
 
 
-def read_packed(folder: Path) -> dict:
-    from bertfam.tf.packed_records import read_packed_files
+def habanas_packed_spec(length: int, predictions: int) -> dict:
+    """The features Habana's run_pretraining.py parses from a packed record (its
+    input_fn_builder with packed data), written out here: the three packing slots widen
+    the masked-LM arrays and carry up to three next-sentence positions and labels."""
+    import tensorflow as tf
 
-    return read_packed_files(sorted(map(str, folder.iterdir())), LENGTH, PREDICTIONS)
+    def ints(width):
+        return tf.io.FixedLenFeature([width], tf.int64)
+
+    def floats(width):
+        return tf.io.FixedLenFeature([width], tf.float32)
+
+    return {
+        "input_ids": ints(length), "input_mask": ints(length), "segment_ids": ints(length),
+        "positions": ints(length),
+        "masked_lm_positions": ints(predictions + 3), "masked_lm_ids": ints(predictions + 3),
+        "masked_lm_weights": floats(predictions + 3),
+        "next_sentence_positions": ints(3), "next_sentence_labels": ints(3),
+        "next_sentence_weights": floats(3),
+    }  # fmt: skip
+
+
+def read_packed(folder: Path) -> dict:
+    """Every packed record, parsed with Habana's spec (not our reader's), in file order."""
+    import tensorflow as tf
+
+    spec = habanas_packed_spec(LENGTH, PREDICTIONS)
+    parts = {name: [] for name in spec}
+    for path in sorted(folder.iterdir()):
+        for record in tf.data.TFRecordDataset(str(path)).batch(256):
+            parsed = tf.io.parse_example(record, spec)
+            for name in spec:
+                parts[name].append(parsed[name].numpy())
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google_bert import google_outputs
 
 from bertfam import tinydata as tiny
 from bertfam.glue.features import convert_examples_to_features
@@ -104,6 +105,16 @@ def logits_from_checkpoint(prefix, config_file, vocab_file, data_dir, split, max
     return np.asarray(logits, dtype=np.float64), features.label_ids
 
 
+def dev_batch(config_file, vocab_file, data_dir, max_seq_length):
+    processor = MrpcProcessor()
+    features = convert_examples_to_features(
+        processor.get_dev_examples(data_dir), processor.get_labels(), max_seq_length,
+        WordPieceTokenizer(vocab_file),
+    )  # fmt: skip
+    names = ("input_ids", "input_mask", "segment_ids")
+    return {name: np.asarray(getattr(features, name), np.int64) for name in names}
+
+
 def log_softmax(logits):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -164,6 +175,13 @@ def test_train_evaluate_predict(files):
     common = (files["config"], files["vocab"], files["data"])
     logits, labels = logits_from_checkpoint(out / "model.ckpt-16", *common, "dev", 8)
     results, text = check_eval_results(out, 16, logits, labels)
+    # Google's run_classifier.py graph (bert-tensorflow), initialised from the checkpoint by
+    # Google's code, takes every variable from it and computes the same logits.
+    theirs, missed = google_outputs(
+        "classifier", out / "model.ckpt-16", files["config"], dev_batch(*common, 8)
+    )
+    assert missed == []
+    np.testing.assert_allclose(theirs["logits"], logits, atol=1e-5)
     assert text in result.stdout  # printed as well as written
 
     rows = [line.split("\t") for line in (out / "test_results.tsv").read_text().splitlines()]

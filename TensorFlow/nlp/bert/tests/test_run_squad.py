@@ -98,6 +98,37 @@ def test_train_predict_evaluate(files):
     assert (out / "eval_results.txt").read_text() == (
         f"exact_match = {printed['exact_match']}\nf1 = {printed['f1']}\n"
     )
+    assert_google_run_squad_computes_ours(out / "model.ckpt-12", files)
+
+
+def assert_google_run_squad_computes_ours(prefix, files):
+    """Google's run_squad.py graph (bert-tensorflow), initialised from the checkpoint by
+    Google's code, gives our start and end logits: every variable but the pooler it builds
+    and never trains (our span model has none) comes from our checkpoint."""
+    import modeling
+    import numpy as np
+    from google_bert import google_outputs
+
+    from bertfam.bert_config import BertConfig
+    from bertfam.testing import checkpoint_model_weights
+    from bertfam.tf.checkpoint import variables_by_name
+
+    config = BertConfig.from_json_file(files["config"])
+    rng = np.random.default_rng(0)
+    batch = {
+        "input_ids": rng.integers(5, config.vocab_size, (3, 48)),
+        "input_mask": (np.arange(48) < np.array([[48], [30], [12]])).astype(np.int64),
+        "segment_ids": (np.arange(48) >= 16).astype(np.int64)[None].repeat(3, 0),
+    }
+    theirs, missed = google_outputs("squad", prefix, files["config"], batch)
+    assert missed == ["bert/pooler/dense/bias:0", "bert/pooler/dense/kernel:0"]
+    model = modeling.BertForQuestionAnswering(config)
+    weights = checkpoint_model_weights(prefix)
+    for name, variable in variables_by_name(model).items():
+        variable.assign(weights[name])
+    start, end = model(batch["input_ids"], batch["input_mask"], batch["segment_ids"])
+    np.testing.assert_allclose(theirs["start_logits"], start.numpy(), atol=1e-5)
+    np.testing.assert_allclose(theirs["end_logits"], end.numpy(), atol=1e-5)
 
 
 def test_resume_after_kill_or_sigterm_equals_an_uninterrupted_run(files, tmp_path):
