@@ -93,6 +93,9 @@ def test_train_predict_evaluate_and_reload_the_epoch_checkpoint(workdir, monkeyp
     nbest = json.loads((trained / "nbest_predictions.json").read_text())
     assert set(nbest) == set(json.loads((trained / "predictions.json").read_text()))
     assert all(abs(sum(e["probability"] for e in entries) - 1) < 1e-6 for entries in nbest.values())
+    # NVIDIA's squad_utils.py writes each entry as text, probability, start_logit, end_logit.
+    upstream_keys = ["text", "probability", "start_logit", "end_logit"]
+    assert all(list(e) == upstream_keys for entries in nbest.values() for e in entries)
     assert sorted(p.name for p in (workdir / "squad" / "v1.1").glob("TF2_*")) == [
         "TF2_dev-v1.1.json_tiny-disc_128_64_32",
         "TF2_train-v1.1.json_tiny-disc_128_64_32",
