@@ -80,7 +80,7 @@ def test_distilbert_keys_map_to_habana_names_and_back():
             assert DISTILBERT_TABLE.tf_to_hf(mapped[0]) == (key, mapped[1])
 
 
-# Google's ELECTRA names (upstream-surface.md §8.5) for one of each kind, by folder.
+# Google's ELECTRA names for one of each kind, by folder.
 ELECTRA_GOOGLE = {
     "electra.embeddings_project.weight": ("electra/embeddings_project/kernel", True),
     "electra.encoder.layer.1.attention.self.key.bias": (

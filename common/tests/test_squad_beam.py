@@ -1,5 +1,5 @@
 """bertfam.squad.beam: answers from a joint head's beams, on hand-made beams whose right
-answer is known (upstream-surface.md §5.4; the layout is NVIDIA's: start i's j-th end at
+answer is known (the layout is NVIDIA's TF2 ELECTRA joint head's: start i's j-th end at
 i * K + j)."""
 
 import numpy as np

@@ -9,7 +9,7 @@ r"""Habana's demo_bert.py: one command line that builds and runs fine-tuning or 
 
 It maps its flags onto `finetuning/run_glue.py` (mrpc), `finetuning/run_squad.py`
 (squad) or `pretraining/run_pretraining.py` (phase 1, then phase 2 from phase 1's last
-checkpoint) as upstream does (upstream-surface.md §6.1), prints each command and runs
+checkpoint) as upstream does, prints each command and runs
 it: with ``--world_size N`` under ``mpirun -n N`` or, with ``--no_mpirun``, ``torchrun``.
 For fine-tuning, ``base`` and ``large`` are the hub models ``bert-base-uncased`` and
 ``bert-large-uncased-whole-word-masking``, looked up in ``--cache_dir`` (nothing is

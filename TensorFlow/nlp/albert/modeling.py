@@ -1,7 +1,7 @@
 """The ALBERT network in TensorFlow 2, on tf.Module and tf.Variable only.
 
 Every variable is named as in Google's ALBERT checkpoints (``model.ckpt-best`` in
-``albert_{base,large}_v1``; upstream-surface.md §8.3), so they load one name to one
+``albert_{base,large}_v1``), so they load one name to one
 variable: the embedding tables ``embedding_size`` wide under ``bert/embeddings``, their
 projection ``bert/encoder/embedding_hidden_mapping_in``, and one transformer layer under
 ``bert/encoder/transformer/group_0/inner_group_0`` that every layer applies in turn. The

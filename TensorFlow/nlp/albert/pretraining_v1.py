@@ -46,7 +46,7 @@ MASK_ID = 4  # [MASK] in every released ALBERT vocabulary: <pad> <unk> [CLS] [SE
 
 @dataclass(frozen=True, kw_only=True)
 class AlbertPretrainingRunConfig(PretrainingRunConfig):
-    """google-research/albert's run_pretraining.py flags (upstream-surface.md §4.3)."""
+    """google-research/albert's run_pretraining.py flags."""
 
     input_file: str = ""
     eval_file: Optional[str] = None

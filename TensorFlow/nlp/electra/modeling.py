@@ -1,6 +1,6 @@
 """The ELECTRA networks in TensorFlow 2, on tf.Module and tf.Variable only.
 
-Every variable has Google's ELECTRA name (upstream-surface.md §8.5), and HuggingFace
+Every variable has Google's ELECTRA name, and HuggingFace
 folders load through `bertfam.checkpoints.ELECTRA_TABLE` (discriminators, fine-tuned
 SQuAD models) and ``ELECTRA_GENERATOR_TABLE`` (generators):
 

@@ -1,4 +1,4 @@
-"""run_pretraining.py's command line (NVIDIA's TF2 ELECTRA, upstream-surface.md §5.2)
+"""run_pretraining.py's command line (NVIDIA's TF2 ELECTRA)
 and the run's settings, checked before TensorFlow loads.
 
 The flags keep upstream's argparse spelling (``--skip_adaptive`` is a switch,

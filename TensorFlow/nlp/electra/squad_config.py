@@ -1,4 +1,4 @@
-"""run_tf_squad.py's command line (NVIDIA's TF2 ELECTRA, upstream-surface.md §5.4) and the
+"""run_tf_squad.py's command line (NVIDIA's TF2 ELECTRA) and the
 run's settings, checked before TensorFlow loads.
 
 As upstream: the SQuAD files are ``<data_dir>/{train,dev}-v<version>.json``; the model

@@ -6,7 +6,7 @@ Google: ``bert/encoder/layer_3/attention/self/query/kernel`` [in, out]
 HuggingFace: ``bert.encoder.layer.3.attention.self.query.weight`` [out, in]
 
 A table is rows of (HuggingFace module, TF scope, kind); ``{n}`` stands for a layer
-index. The kind says how the leaves map (upstream-surface.md §8.1): a ``DENSE`` Linear's
+index. The kind says how the leaves map: a ``DENSE`` Linear's
 ``weight`` is the ``kernel``, stored transposed, and its ``bias`` the ``bias``; a ``NORM``
 has ``gamma``/``beta`` (HuggingFace's ``weight``/``bias``, or ``gamma``/``beta`` in old
 files); a ``TABLE`` (embeddings) is the scope itself; a ``HEAD`` (Google's task heads:
@@ -192,7 +192,7 @@ DISTILBERT_TABLE = NameTable(
     bare_scopes=("embeddings.", "transformer."),
 )
 
-# ALBERT's one shared layer (upstream-surface.md §8.3): HuggingFace's group 0, layer 0 is
+# ALBERT's one shared layer: HuggingFace's group 0, layer 0 is
 # Google's group_0/inner_group_0, whose two layer norms are the default-named
 # LayerNorm and LayerNorm_1.
 _ALBERT_LAYER = "bert/encoder/transformer/group_0/inner_group_0"
@@ -252,7 +252,7 @@ def _electra_rows(encoder: str) -> Tuple[Tuple[str, str, str], ...]:
     )  # fmt: skip
 
 
-# ELECTRA (upstream-surface.md §8.5) under Google's names. A discriminator folder
+# ELECTRA under Google's names. A discriminator folder
 # (ElectraForPreTraining, or a fine-tuned ElectraForQuestionAnswering) and a generator
 # folder (ElectraForMaskedLM) share HuggingFace's keys for different networks, so each
 # has its table; `hf_folder_weights_as_tf` tells them apart by the generator's head.

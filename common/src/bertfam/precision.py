@@ -1,7 +1,7 @@
 """The upstream bf16 JSON (``bf16_config/<model>.json``): load, validate, and ask it questions.
 
 The file Habana's TensorFlow models ship (and ``TF_BF16_CONVERSION`` points at) has five
-keys; see upstream-surface.md §9.2 and Habana's "TensorFlow Mixed Precision Training"::
+keys (Habana's "TensorFlow Mixed Precision Training" describes them)::
 
     allowlist                  op types always computed in bf16 ("allow_list" accepted too)
     conditional_list           op types in bf16 when at least one neighbour is
@@ -163,7 +163,7 @@ def _exceptions(value: object, key: str, fail) -> Iterable[OpException]:
         yield OpException(compiled, op_type)
 
 
-# TF_BF16_CONVERSION values that are not a path (upstream-surface.md §9.1).
+# TF_BF16_CONVERSION values that are not a path.
 _BF16_DISABLED = {"", "0", "false"}
 _BF16_FULL = {"1", "true", "full"}
 # Settings only Habana's graph converter understands: no op list to apply elsewhere.
@@ -206,7 +206,7 @@ def bf16_setting(flag_value: Optional[str], environ_value: Optional[str]) -> Opt
     return None
 
 
-# -- PyTorch HMP op lists (upstream-surface.md §9.3) -----------------------------------
+# -- PyTorch HMP op lists ----------------------------------------------------------------
 
 _OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 

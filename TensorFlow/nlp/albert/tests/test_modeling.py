@@ -135,7 +135,7 @@ def test_huggingfaces_converter_reads_our_checkpoint(tmp_path):
         np.testing.assert_allclose(ours_logits, reference, atol=1e-5)
 
 
-GOOGLE_NAMES = {  # upstream-surface.md §8.3, for E = 16, H = 32, I = 37
+GOOGLE_NAMES = {  # for E = 16, H = 32, I = 37
     "bert/embeddings/word_embeddings": [99, 16],
     "bert/embeddings/position_embeddings": [64, 16],
     "bert/embeddings/token_type_embeddings": [2, 16],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ELECTRA pre-training, phase 1 (128 tokens) then phase 2 (512), as Habana's
 # scripts/electra.sh runs run_pretraining.py: the same positional arguments, in the order
-# the script uses them (upstream-surface.md §5.1), the same constant flags and log files.
+# the script uses them, the same constant flags and log files.
 #   bash scripts/electra.sh hpu                  # or cpu / gpu: anything but hpu
 #   bash scripts/electra.sh cpu fp32 2 6e-3 2    # two processes under mpirun
 # Run from TensorFlow/nlp/electra with a results/ folder there (as upstream requires) and

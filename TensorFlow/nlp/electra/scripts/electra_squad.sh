@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # ELECTRA SQuAD fine-tuning and evaluation, as Habana's scripts/electra_squad.sh runs
-# run_tf_squad.py: the same positional arguments in the order the script reads them
-# (upstream-surface.md §5.3), the same constant flags, the log tee'd to
-# $OUT_DIR/logfile.txt.
+# run_tf_squad.py: the same positional arguments in the order the script reads them, the
+# same constant flags, the log tee'd to $OUT_DIR/logfile.txt.
 #   bash scripts/electra_squad.sh hpu                # or cpu / gpu: anything but hpu
 #   bash scripts/electra_squad.sh cpu fp32 results/base/discriminator 2 16 128 4e-4 0 42 1.1 \
 #     /data/squad/v1.1

@@ -77,7 +77,7 @@ def test_pretraining_pair_shares_the_tables_under_googles_names():
     pair = modeling.ElectraPretrainingModel(config, generator_hidden_size=0.3333333)
     names = {name: tuple(v.shape) for name, v in variables_by_name(pair).items()}
     generator = {n: s for n, s in names.items() if n.startswith("generator")}
-    # Google's layout (upstream-surface §8.5): the generator has no tables of its own,
+    # Google's layout: the generator has no tables of its own,
     # projects the 768-wide embeddings to its 256 hidden units, 12 layers of 4 heads.
     assert not any(n.startswith("generator/embeddings/") for n in names)
     assert generator["generator/embeddings_project/kernel"] == (768, 256)

@@ -1,4 +1,4 @@
-"""run_tf_squad.py as upstream-surface.md §5.4 describes it, on a tiny discriminator and a
+"""run_tf_squad.py with NVIDIA's TF2 ELECTRA command line, on a tiny discriminator and a
 few XQuAD questions: train, predict and score through --eval_script (the printed EM/F1 are
 the script's), the per-epoch checkpoint that --init_checkpoint reads back, resuming
 after SIGTERM, upstream's cache names, SQuAD v2.0 with the span head, layer-wise rate decay, and bad input."""

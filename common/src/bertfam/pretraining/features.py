@@ -1,6 +1,6 @@
 """Pre-training instances as the fixed-size arrays every record format stores.
 
-Google's `write_instance_to_example_files` layout (upstream-surface.md §7.1), padded with
+Google's `write_instance_to_example_files` layout, padded with
 zeros: ``input_ids``, ``input_mask``, ``segment_ids`` [max_seq_length];
 ``masked_lm_positions``, ``masked_lm_ids`` [max_predictions_per_seq] and
 ``masked_lm_weights`` (1.0 per real prediction); ``next_sentence_labels`` (1 when B is

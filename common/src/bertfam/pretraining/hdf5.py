@@ -1,6 +1,6 @@
 """Pre-training instances as NVIDIA's hdf5 shards (the PyTorch BERT recipe's input).
 
-One file per shard (upstream-surface.md §7.3), gzip-compressed datasets of N rows:
+One file per shard, gzip-compressed datasets of N rows:
 ``input_ids`` int32 [N, L], ``input_mask`` and ``segment_ids`` int8 [N, L],
 ``masked_lm_positions`` and ``masked_lm_ids`` int32 [N, P] (zero-padded: the first 0
 position ends the real ones), ``next_sentence_labels`` int8 [N]. The values are those of

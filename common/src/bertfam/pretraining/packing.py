@@ -17,8 +17,8 @@ implement it:
    used exactly once (``duplication_factor`` only says, in the metadata, how often
    create_pretraining_data.py repeated the text; Habana's script does not use it either).
 
-The packed row (``pack_row``) is Habana's layout, which its ``run_pretraining.py`` reads
-(upstream-surface.md §7.1): the sequences one after another from position 0, each with
+The packed row (``pack_row``) is Habana's layout, which its ``run_pretraining.py`` reads:
+the sequences one after another from position 0, each with
 its own [CLS] and [SEP]s; ``input_mask`` holds 1, 2, 3 for the tokens of the first,
 second, third sequence and 0 for padding; ``positions`` restarts at 0 in each sequence;
 ``masked_lm_*`` list the sequences' predictions in order, positions shifted by where the

@@ -1,6 +1,6 @@
 """Read SQuAD v1.1 / v2.0 JSON into examples, refusing anything malformed by name.
 
-The format (upstream-surface.md §7.4): ``{"version", "data": [{"title", "paragraphs":
+The format: ``{"version", "data": [{"title", "paragraphs":
 [{"context", "qas": [{"id", "question", "answers": [{"text", "answer_start"}],
 "is_impossible"}]}]}]}``. Google's run_squad.py skips an answer it cannot find in the
 context with a warning; we stop instead, naming the file, article, question id and

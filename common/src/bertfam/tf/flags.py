@@ -117,7 +117,7 @@ def define_classifier_flags() -> None:
 
 
 def define_pretraining_flags() -> None:
-    """The upstream TF BERT `run_pretraining.py`'s flags (upstream-surface.md §2.1)."""
+    """The upstream TF BERT `run_pretraining.py`'s flags."""
     define_common_flags()
     f = flags
     f.FLAGS.set_default("num_train_steps", 100000)

@@ -1,7 +1,7 @@
 """Packed pre-training TFRecords: unpacked records streamed in, packed records written out.
 
 `pack_record_files` is the whole of Habana's ``pack_pretraining_data_tfrec.py`` but the
-flags: it reads Google's unpacked records (upstream-surface.md §7.1) file by file through
+flags: it reads Google's unpacked records file by file through
 `tf.data`, packs them chunk by chunk (`bertfam.pretraining.packing`, whose docstring gives
 the layout and the memory bound) and deals the packed `tf.train.Example`s round-robin
 over ``packed_part_<k>.tfrecord``, one output file per input file read. The files are

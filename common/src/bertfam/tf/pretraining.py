@@ -48,7 +48,7 @@ EVAL_RESULTS_FILE = "eval_results.txt"
 
 @dataclass(frozen=True, kw_only=True)
 class PretrainingRunConfig(RunConfig):
-    """The upstream TF run_pretraining.py's flags (see upstream-surface.md §2.1)."""
+    """The upstream TF run_pretraining.py's flags."""
 
     vocab_file: str = ""  # pre-training reads token ids: no vocabulary
     input_files_dir: str = ""

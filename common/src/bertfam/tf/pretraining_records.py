@@ -1,6 +1,6 @@
 """Pre-training instances to and from TFRecord files of `tf.train.Example`s.
 
-The layout is google-research/bert's (upstream-surface.md §7.1): int64 features
+The layout is google-research/bert's: int64 features
 ``input_ids``, ``input_mask``, ``segment_ids``, ``masked_lm_positions``,
 ``masked_lm_ids``, ``next_sentence_labels`` and float ``masked_lm_weights``, in that
 order; examples go round-robin over the output files, as Google's writer deals them.

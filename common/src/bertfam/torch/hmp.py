@@ -1,7 +1,7 @@
 """Mixed precision from op lists, as Habana's HMP takes them (``--hmp_bf16 --hmp_fp32``).
 
-Each file lists one torch op name a line (``linear``, ``matmul``, ``softmax``, ``add``…;
-upstream-surface.md §9.3). Inside `OpListPrecision`, a call to a listed op computes in
+Each file lists one torch op name a line (``linear``, ``matmul``, ``softmax``, ``add``…).
+Inside `OpListPrecision`, a call to a listed op computes in
 that dtype: its floating-point tensor arguments are cast to bf16 for the bf16 list and to
 fp32 for the fp32 list; ops on neither list run on whatever they are given. An in-place op
 (``add_``) casts its other arguments to its own tensor's dtype. On Gaudi the same files go

@@ -1,8 +1,8 @@
 """NVIDIA's (and Habana's) ``pretraining/run_pretraining.py`` command line, parsed once.
 
-The flags and defaults are upstream's (upstream-surface.md §6.2). `pretraining_config`
-turns them into a frozen `PretrainingConfig` and checks every combination before torch
-loads, so a bad command line is one line and nothing written. Where upstream accepts a
+The flags and defaults are upstream's. `pretraining_config` turns them into a frozen
+`PretrainingConfig` and checks every combination before torch loads, so a bad command
+line is one line and nothing written. Where upstream accepts a
 flag it ignores, we either do what the flag says or refuse it: ``--fp16``/``--amp``
 (Apex, CUDA fp16) are refused in favour of ``--hmp``; ``--num_train_epochs`` is taken
 and unused, as upstream (training is step-driven; the help says so).

@@ -97,7 +97,7 @@ class Run:
 
 
 def _habana_environment(mode: str) -> None:
-    """Habana's switches, before habana_frameworks loads (upstream-surface.md §6.5)."""
+    """Habana's switches, before habana_frameworks loads."""
     os.environ.setdefault("PT_HPU_LAZY_MODE", "1" if mode == "lazy" else "0")
     if mode == "lazy":
         os.environ.setdefault("PT_HPU_LOWER_AS_STRIDED", "1")

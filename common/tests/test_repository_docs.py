@@ -1,0 +1,50 @@
+"""The repository documents itself: common/README.md maps every module of the package,
+and no file of the repository points at notes that a clone does not contain."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "common" / "src" / "bertfam"
+# Notes kept beside the repository, never in a clone (spelled in two parts so that this
+# file does not name them itself).
+OUTSIDE_NOTES = (
+    "upstream" + "-surface",
+    "design" + ".md",
+    "style-by" + "-example",
+    "shared" + "/docs",
+)
+
+
+def test_the_module_map_names_every_module():
+    readme = (ROOT / "common" / "README.md").read_text(encoding="utf-8")
+    modules = sorted(
+        ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py"
+    )
+    assert len(modules) > 50
+    assert [module for module in modules if f"`{module}`" not in readme] == []
+
+
+def tracked_files():
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip(f"{ROOT} is not a git checkout: the tracked files are unknown")
+    return [ROOT / name for name in listed if name]
+
+
+def test_no_file_cites_notes_outside_the_repository():
+    citing = []
+    for path in tracked_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue  # binary, or removed in the working tree
+        citing += [f"{path.relative_to(ROOT)}: {n}" for n in OUTSIDE_NOTES if n in text]
+    assert citing == []
