@@ -385,3 +385,32 @@ def test_nvidias_mid_run_checkpoint_with_its_pickled_data_loader_resumes(trained
     )))  # fmt: skip
     assert_same_model(output / "ckpt_7.pt", trained["output"] / "ckpt_7.pt")
     shutil.rmtree(output)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda saved: {"model": saved["model"]}, "holds no data position"),
+        (
+            lambda saved: {**saved, "files": [0, *reversed(saved["files"][1:])]},
+            "its shard order for epoch 1 is not this run's",
+        ),
+    ],
+    ids=["model_only", "other_order"],
+)
+def test_a_checkpoint_that_cannot_resume_here_is_one_line(trained, tmp_path, damage, message):
+    """--resume_from_checkpoint on a file without a data position (an NGC-style model file:
+    --init_checkpoint takes it), or whose shard order is not this run's: one line, exit 2,
+    the file left as it was."""
+    output = tmp_path / "out"
+    nvidia_written(trained["output"] / "ckpt_6.pt", output / "ckpt_6.pt")
+    torch.save(damage(load(output / "ckpt_6.pt")), output / "ckpt_6.pt")
+    before = (output / "ckpt_6.pt").read_bytes()
+    result = run_pretraining(*flags(
+        trained["shards"], trained["config"], output, resume_from_checkpoint=True,
+        **trained["flags"],
+    ))  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert sorted(p.name for p in output.iterdir()) == ["ckpt_6.pt"]
+    assert (output / "ckpt_6.pt").read_bytes() == before
