@@ -5,7 +5,6 @@ not against our mapping table; and NVIDIA-named files read back by every script.
 import json
 import pickle
 import random
-import shutil
 import subprocess
 import sys
 
@@ -236,22 +235,6 @@ def nvidia_written(source, target):
                | {"data_loader": None}, target)  # fmt: skip
 
 
-def test_resumes_from_nvidias_checkpoint_at_its_shard(trained, tmp_path):
-    """ckpt_6 sits at the start of a shard, where NVIDIA's resume also starts: resumed from
-    NVIDIA's keys alone (no schedule, position or generators), the run ends with the
-    uninterrupted run's weights."""
-    output = tmp_path / "out"
-    nvidia_written(trained["output"] / "ckpt_6.pt", output / "ckpt_6.pt")
-    result = succeeded(run_pretraining(*flags(
-        trained["shards"], trained["config"], output, resume_from_checkpoint=True,
-        **trained["flags"],
-    )))  # fmt: skip
-    assert "written by another program: resuming at the start of shard 0 of epoch 1" in (
-        result.stderr
-    )
-    assert_same_model(output / "ckpt_7.pt", trained["output"] / "ckpt_7.pt")
-
-
 def assert_same_model(path, reference_path, atol=1e-6):
     ours, reference = load(path)["model"], load(reference_path)["model"]
     assert ours.keys() == reference.keys()
@@ -370,21 +353,25 @@ torch.save(saved, sys.argv[1])
 """
 
 
-def test_nvidias_mid_run_checkpoint_with_its_pickled_data_loader_resumes(trained, tmp_path):
-    """NVIDIA pickles its DataLoader over a class of its script, which is not importable
-    here: the checkpoint still reads, and resumes at its shard."""
+def test_resumes_from_nvidias_mid_run_checkpoint_at_its_shard(trained, tmp_path):
+    """ckpt_6 as NVIDIA writes it mid-run: its five keys (no schedule, position or
+    generators of ours) and its DataLoader pickled over a class of its script, which is not
+    importable here. It sits at the start of a shard, where NVIDIA's resume also starts:
+    resumed, the run ends with the uninterrupted run's weights."""
     output = tmp_path / "out"
     nvidia_written(trained["output"] / "ckpt_6.pt", output / "ckpt_6.pt")
     subprocess.run([sys.executable, "-c", PICKLED_DATA_LOADER, str(output / "ckpt_6.pt")],
                    check=True, cwd=tmp_path)  # fmt: skip
     with pytest.raises(pickle.UnpicklingError):  # a plain weights-only load refuses it
         torch.load(output / "ckpt_6.pt", weights_only=True)
-    succeeded(run_pretraining(*flags(
+    result = succeeded(run_pretraining(*flags(
         trained["shards"], trained["config"], output, resume_from_checkpoint=True,
         **trained["flags"],
     )))  # fmt: skip
+    assert "written by another program: resuming at the start of shard 0 of epoch 1" in (
+        result.stderr
+    )
     assert_same_model(output / "ckpt_7.pt", trained["output"] / "ckpt_7.pt")
-    shutil.rmtree(output)
 
 
 @pytest.mark.parametrize(
