@@ -91,7 +91,7 @@ def main(argv=None) -> None:
 
     shards = training_shards(config.input_dir)
     check_shard_widths(shards[0], config.max_seq_length, config.max_predictions_per_seq)
-    start = find_start(config)
+    start = find_start(config, shards)
     model_config = BertConfig.from_json_file(config.config_file)
     model_config.check_max_seq_length(config.max_seq_length)
     model_config = dataclasses.replace(

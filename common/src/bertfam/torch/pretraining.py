@@ -51,7 +51,7 @@ from bertfam.torch.pretraining_checkpoint import (
     save_checkpoint,
     saved_position,
 )
-from bertfam.torch.pretraining_data import ReadPosition, ShardReader, epoch_order, training_shards
+from bertfam.torch.pretraining_data import ReadPosition, ShardReader, epoch_order
 from bertfam.torch.run import Run, TrainingError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Start:
     resume: bool = False  # its schedule, step, data and generators too (phase 2's start: no)
 
 
-def find_start(config: PretrainingConfig) -> Start:
+def find_start(config: PretrainingConfig, shards: List[Path]) -> Start:
     """What --resume_from_checkpoint, --phase2 and --init_checkpoint make of the run's
     directory, decided (and the checkpoint read) before anything is written."""
     if config.init_checkpoint:
@@ -97,7 +97,6 @@ def find_start(config: PretrainingConfig) -> Start:
         log.info("Phase 2 starts from %s (phase 1's update %d)", path, file_step)
         return Start(checkpoint=contents)
     step = file_step - config.step_offset
-    shards = training_shards(config.input_dir)
     position, exact = saved_position(
         path, contents, lambda epoch: [str(p) for p in epoch_order(shards, config.seed, epoch)]
     )
