@@ -9,6 +9,7 @@ import pytest
 from bertfam.plot_metrics import main as plot_main
 from bertfam.plot_metrics import plot_metrics, series
 from bertfam.runlog import METRICS_FILE, TENSORBOARD_DIR, RunLog, Throughput, progress, read_metrics
+from bertfam.tensorboard_events import crc32c
 
 
 class FakeClock:
@@ -152,3 +153,23 @@ def test_plot_bad_input_is_one_line(tmp_path, capsys, content, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "metrics.png").exists()
+
+
+def test_crc32c_is_castagnolis():
+    # The check value of CRC-32C (RFC 3720, B.4) and TFRecord's mask of the empty string.
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(b"\x00" * 32) == 0x8A9136AA
+
+
+def test_writing_tensorboard_imports_no_framework(tmp_path):
+    """A TensorFlow run must not pay for importing torch (tensorboardX did, whenever torch
+    was installed), nor a PyTorch run for TensorFlow."""
+    code = (
+        "import sys; from bertfam.runlog import RunLog\n"
+        f"with RunLog({str(tmp_path)!r}) as run: run.log(1, loss=1.0)\n"
+        "print(sorted({'torch', 'tensorflow', 'tensorboardX'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]"]
+    assert len(list((tmp_path / TENSORBOARD_DIR).glob("events.out.tfevents.*"))) == 1

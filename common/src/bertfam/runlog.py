@@ -25,6 +25,8 @@ from typing import Callable, Iterable, Optional, Union
 
 from tqdm import tqdm
 
+from bertfam.tensorboard_events import EventFileWriter
+
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
@@ -91,9 +93,7 @@ class RunLog:
         # at most the line being written. Closed in close(), not by a with-block.
         self._metrics = open(self.metrics_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self._writer = SummaryWriter(str(output_dir / TENSORBOARD_DIR), flush_secs=10)
+            self._writer = EventFileWriter(output_dir / TENSORBOARD_DIR)
 
     def log(self, step: int, **scalars: float) -> dict:
         """Record scalars for `step`; returns the record (also when disabled)."""
@@ -102,9 +102,12 @@ class RunLog:
         if self._metrics is not None:
             self._metrics.write(json.dumps(record) + "\n")
         if self._writer is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self._writer.add_scalar(key, value, global_step=record["step"])
+            numbers = {
+                key: value
+                for key, value in record.items()
+                if key != "step" and isinstance(value, (int, float))
+            }
+            self._writer.add_scalars(record["step"], numbers)
         return record
 
     def close(self) -> None:
