@@ -250,7 +250,7 @@ def run_classifier_v1(
         raise named_if_bert(error, config.init_checkpoint) from None
     workers, output_dir = run.workers, run.output_dir
 
-    @tf.function
+    @tf.function(autograph=False)
     def logits_of(input_ids, input_mask, segment_ids):
         return model(input_ids, input_mask, segment_ids, training=False)
 

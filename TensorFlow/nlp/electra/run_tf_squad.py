@@ -216,9 +216,11 @@ def predict(config: ElectraSquadConfig, model, features, examples):
     from bertfam.squad.beam import BeamOutputs, beam_predictions
 
     if config.joint_head:
-        step = tf.function(model.joint_beams)
+        step = tf.function(model.joint_beams, autograph=False)
     else:
-        step = tf.function(lambda ids, mask, segments: model(ids, mask, segments, False))
+        step = tf.function(
+            lambda ids, mask, segments: model(ids, mask, segments, False), autograph=False
+        )
     size, outputs, latencies = config.predict_batch_size, [], []
     for first in progress(range(0, len(features), size), desc="predict", unit="batch"):
         window = slice(first, first + size)

@@ -13,7 +13,7 @@ import json
 import pytest
 import torch
 from finetuning_fixtures import run
-from pretraining_fixtures import make_shards, tiny_config
+from pretraining_fixtures import first_words, make_shards, tiny_config
 
 from bertfam.testing import free_port, launch_free_env
 
@@ -33,7 +33,9 @@ LAZY_ERROR = "--mode lazy is Habana's lazy graph mode and needs Gaudi"
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory, minilm_dir):
     root = tmp_path_factory.mktemp("demo_pretraining")
-    vocab = minilm_dir / "vocab.txt"
+    # The lines' micro-batches (64 x 128, 8 x 512) on 8 ranks project onto the vocabulary
+    # 16 times an update: 4,000 words, not 30,522, or bf16 updates take 45 s each on CI.
+    vocab = first_words(minilm_dir / "vocab.txt", root / "vocab.txt")
     # Each of 8 ranks reads its own shard: enough rows in each for a micro-batch of 64.
     return {
         "phase1": make_shards(root / "phase1", vocab, 128, 20, documents=400),

@@ -135,7 +135,7 @@ def _evaluate(
     log.info("  Num examples = %d", len(features))
     log.info("  Batch size = %d", config.eval_batch_size)
 
-    @tf.function
+    @tf.function(autograph=False)
     def logits_and_losses(batch):
         logits = model(*_inputs(batch), training=False)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(batch["label_ids"], logits)
@@ -168,7 +168,7 @@ def _predict(
     log.info("  Num examples = %d", len(features))
     log.info("  Batch size = %d", config.predict_batch_size)
 
-    @tf.function
+    @tf.function(autograph=False)
     def probabilities(batch):
         return (tf.nn.softmax(model(*_inputs(batch), training=False), axis=-1),)
 

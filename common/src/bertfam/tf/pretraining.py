@@ -426,7 +426,7 @@ def _evaluate(config, files, logits, eval_sums, step: int, records=None) -> Dict
         per_record=per_record,
     )
 
-    @tf.function
+    @tf.function(autograph=False)
     def batch_sums(batch):
         mlm, nsp = logits(batch, training=False)
         return eval_sums(mlm, nsp, batch), pretraining_losses(mlm, nsp, batch)["total_loss"]

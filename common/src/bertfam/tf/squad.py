@@ -110,7 +110,7 @@ def _predict(config: SquadRunConfig, model, tokenizer, examples, workers: Worker
 def window_logits(model, features, batch_size: int, workers: Workers):
     """(start_logits, end_logits), float [F, L]: the span model on every window."""
 
-    @tf.function
+    @tf.function(autograph=False)
     def logits(input_ids, input_mask, segment_ids):
         return model(input_ids, input_mask, segment_ids, training=False)
 

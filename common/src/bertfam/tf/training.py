@@ -4,7 +4,10 @@ One update = `num_accumulation_steps` micro-batches whose gradients are summed (
 divided by the count, so the update equals one big batch), all-reduced across Horovod
 workers, clipped to global norm 1.0 and applied by the optimizer the task chose
 (`bertfam.tf.optimization.adamw` or `lamb`) at the scheduled learning rate. Steps are
-`tf.function`s; the loop around them is plain Python:
+`tf.function`s traced without AutoGraph, as every step and prediction function in the
+repository is (the steps hold no Python control flow on tensors, and converting the
+model's and optimizer's source to graph code took half of a run's first update: 6 of
+12 s in a tiny run); the loop around them is plain Python:
 
     for step in range(start, total):
         loss, metrics = take_training_step(batches)   # tf.function
@@ -143,20 +146,20 @@ class Trainer:
             return scalars
         return {name: self.allreduce(value) for name, value in scalars.items()}
 
-    @tf.function
+    @tf.function(autograph=False)
     def _single_batch_step(self, batch):
         scalars, grads = self._gradients(batch)
         rate = self._apply(grads)
         return scalars, rate
 
-    @tf.function
+    @tf.function(autograph=False)
     def _accumulate(self, batch):
         scalars, grads = self._gradients(batch)
         for name, grad in grads.items():
             self._accumulators[name].assign_add(grad)
         return scalars
 
-    @tf.function
+    @tf.function(autograph=False)
     def _apply_accumulated(self):
         rate = self._apply({name: acc.read_value() for name, acc in self._accumulators.items()})
         for acc in self._accumulators.values():
