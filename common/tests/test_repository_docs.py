@@ -1,6 +1,8 @@
 """The repository documents itself: common/README.md maps every module of the package,
-and no file of the repository points at notes that a clone does not contain."""
+and no file of the repository points at notes that a clone does not contain; production
+code never imports the test harnesses."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -48,3 +50,19 @@ def test_no_file_cites_notes_outside_the_repository():
             continue  # binary, or removed in the working tree
         citing += [f"{path.relative_to(ROOT)}: {n}" for n in OUTSIDE_NOTES if n in text]
     assert citing == []
+
+
+def test_production_code_never_imports_the_test_harnesses():
+    """`bertfam.testing` (fixtures, harnesses that patch the training loop, reference
+    implementations) is for tests and benchmarks only."""
+    importing = []
+    for path in tracked_files():
+        relative = path.relative_to(ROOT)
+        if path.suffix != ".py" or {"tests", "benchmarks", "testing"} & set(relative.parts):
+            continue
+        if path.name == "noxfile.py" or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"^\s*(from|import) bertfam\.testing\b", text, re.M):
+            importing.append(str(relative))
+    assert importing == []

@@ -48,7 +48,7 @@ from feature_cache import FeatureCache, feature_file_names, fingerprint
 from bertfam.checkpoints import CheckpointError
 from bertfam.errors import FlagError, refuse_given
 from bertfam.squad.features import SquadFeatures
-from bertfam.squad.run import EVAL_RESULTS_FILE
+from bertfam.squad.options import EVAL_RESULTS_FILE
 from bertfam.tf.flags import define_squad_flags
 from bertfam.tf.prepare import PreparedSquad, prepare_squad
 from bertfam.tf.recipe import ModelRecipe
@@ -202,7 +202,7 @@ def run_squad_v1(config: SquadV1RunConfig, prepared: PreparedSquad, recipe: Mode
     # TensorFlow loads with these, once every input is checked.
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
-    from bertfam.tf.run import plot_training, start_run, starting_weights, train
+    from bertfam.tf.flow import plot_training, start_run, starting_weights, train
     from bertfam.tf.squad import TRAINING_ARRAYS, span_loss
 
     run = start_run(config, prepared.model_config)

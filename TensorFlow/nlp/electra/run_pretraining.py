@@ -69,8 +69,8 @@ def electra_dataset(config: ElectraPretrainingConfig, prepared: Prepared, worker
     import tensorflow as tf
     from objective import SpecialIds, mask_batch, max_predictions, with_global_counts
 
+    from bertfam.tf.flow import own_rows
     from bertfam.tf.pretraining_records import pretraining_dataset
-    from bertfam.tf.run import own_rows
 
     length, slots = config.max_seq_length, max_predictions(config.mask_prob, config.max_seq_length)
     spec = {
@@ -119,8 +119,8 @@ def train(config: ElectraPretrainingConfig, prepared: Prepared) -> None:
     from bertfam.dllogger import DlLogger
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
+    from bertfam.tf.flow import plot_training, start_run
     from bertfam.tf.optimization import AdamWeightDecay, Lamb
-    from bertfam.tf.run import plot_training, start_run
     from bertfam.tf.training import Trainer
 
     started = time.time()

@@ -104,7 +104,7 @@ def starting_weights(config: ElectraSquadConfig, prepared: Prepared, variables):
     from layerwise_decay import HEADS
 
     from bertfam.checkpoints import ELECTRA_TABLE
-    from bertfam.tf.run import checked_weights
+    from bertfam.tf.flow import checked_weights
 
     if config.do_train:
         return checked_weights(str(prepared.folder.path), variables, HEADS, ELECTRA_TABLE)
@@ -117,8 +117,8 @@ def fine_tune(config, run, model, variables, features, run_log, dllog, after_epo
     from layerwise_decay import rate_multipliers
     from squad_loss import joint_loss
 
+    from bertfam.tf.flow import worker_batches
     from bertfam.tf.optimization import AdamWeightDecay
-    from bertfam.tf.run import worker_batches
     from bertfam.tf.squad import TRAINING_ARRAYS, span_loss
     from bertfam.tf.training import Trainer
 
@@ -283,7 +283,7 @@ def squad(config: ElectraSquadConfig, prepared: Prepared) -> dict:
     from bertfam.runlog import RunLog
     from bertfam.squad.postprocess import PREDICTIONS_FILE, write_predictions
     from bertfam.tf.checkpoint import variables_by_name
-    from bertfam.tf.run import plot_training, start_run
+    from bertfam.tf.flow import plot_training, start_run
 
     tf.config.optimizer.set_jit(config.xla)
     run = start_run(config, prepared.model_config)

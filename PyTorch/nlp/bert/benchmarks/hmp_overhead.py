@@ -56,8 +56,9 @@ import modeling  # noqa: E402
 from harness import benchmark_config  # noqa: E402
 
 from bertfam.precision import read_op_list  # noqa: E402
+from bertfam.testing.hmp_reference import ReferenceOpListPrecision  # noqa: E402
 from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
-from bertfam.torch.hmp import OpListPrecision, ReferenceOpListPrecision, op_name  # noqa: E402
+from bertfam.torch.hmp import OpListPrecision, op_name  # noqa: E402
 
 CONFIGS = ("dispatch", "minilm", "base", "large")  # of harness.SHAPES
 LISTS = {

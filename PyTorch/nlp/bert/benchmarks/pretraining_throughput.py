@@ -56,7 +56,7 @@ from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
 from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb  # noqa: E402
 from bertfam.torch.pretraining import Pretrainer  # noqa: E402
 from bertfam.torch.pretraining_args import PretrainingConfig  # noqa: E402
-from bertfam.torch.run import Run  # noqa: E402
+from bertfam.torch.start import Run  # noqa: E402
 
 CONFIGS = ("tiny", "base", "large")  # of harness.SHAPES
 OP_LISTS = FOLDER / "bf16_config"

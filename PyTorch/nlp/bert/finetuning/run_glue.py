@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     from bertfam.runlog import RunLog
     from bertfam.torch.checkpoint import SavedModel, load_pretrained
     from bertfam.torch.finetune import Trainer
-    from bertfam.torch.run import built_from_seed, plot_training, start_run
+    from bertfam.torch.start import built_from_seed, plot_training, start_run
 
     model = built_from_seed(
         config.seed,

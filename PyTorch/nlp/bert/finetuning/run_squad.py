@@ -29,7 +29,7 @@ sys.path.insert(0, str(FOLDER))
 
 from bertfam.errors import FlagError, OneLineParser, exit_on_user_error  # noqa: E402
 from bertfam.squad.data import read_squad_examples  # noqa: E402
-from bertfam.squad.run import SquadOptions  # noqa: E402
+from bertfam.squad.options import SquadOptions  # noqa: E402
 from bertfam.tokenization import load_tokenizer  # noqa: E402
 from bertfam.torch.args import (  # noqa: E402
     FinetuneConfig,
@@ -142,7 +142,7 @@ def main(argv=None) -> None:
     from bertfam.runlog import RunLog
     from bertfam.torch.checkpoint import SavedModel, load_pretrained
     from bertfam.torch.finetune import Trainer
-    from bertfam.torch.run import built_from_seed, plot_training, start_run
+    from bertfam.torch.start import built_from_seed, plot_training, start_run
 
     model = built_from_seed(
         config.seed, lambda: modeling.BertForQuestionAnswering(files.model_config)

@@ -87,7 +87,7 @@ def main(argv=None) -> None:
     from bertfam.torch.checkpoint import load_weights
     from bertfam.torch.pretraining import Pretrainer, find_start, padded_vocab_size
     from bertfam.torch.pretraining_data import check_shard_widths, training_shards
-    from bertfam.torch.run import plot_training, seed_everything, start_run
+    from bertfam.torch.start import plot_training, seed_everything, start_run
 
     shards = training_shards(config.input_dir)
     check_shard_widths(shards[0], config.max_seq_length, config.max_predictions_per_seq)

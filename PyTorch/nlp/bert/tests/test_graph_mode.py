@@ -7,7 +7,7 @@ import torch
 
 from bertfam.launch import detect_launch_env
 from bertfam.torch.args import FinetuneConfig
-from bertfam.torch.run import Run
+from bertfam.torch.start import Run
 
 
 def compile_arguments(monkeypatch, kind: str, world: int, cuda_graphs: bool) -> dict:

@@ -15,15 +15,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from bertfam import tinydata
+from bertfam.testing.hmp_reference import ReferenceOpListPrecision
 from bertfam.torch import autocast_lists, hmp
 from bertfam.torch.autocast_lists import AutocastOpLists, NotCarried, op_list_precision
-from bertfam.torch.hmp import (
-    OpListError,
-    OpListPrecision,
-    ReferenceOpListPrecision,
-    op_name,
-    read_op_list,
-)
+from bertfam.torch.hmp import OpListError, OpListPrecision, op_name, read_op_list
 
 FOLDER = Path(__file__).resolve().parents[1]
 OP_LISTS = FOLDER / "bf16_config"

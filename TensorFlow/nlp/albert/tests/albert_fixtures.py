@@ -74,12 +74,12 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
 
 def run_signalling_rank_1(args, after: int) -> subprocess.CompletedProcess:
     """`args` on two Horovod workers, SIGTERM sent to rank 1 alone right after update
-    `after` (bertfam.tf.signal_after_update): the other rank must stop with it."""
+    `after` (bertfam.testing.tf_signal_after_update): the other rank must stop with it."""
     from bertfam.testing import horovod_mpirun
 
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", SIGNAL_RANK="1")
     return subprocess.run(
         [*horovod_mpirun(), "-x", "SIGNAL_RANK", sys.executable, "-m",
-         "bertfam.tf.signal_after_update", str(after), *map(str, args)],
+         "bertfam.testing.tf_signal_after_update", str(after), *map(str, args)],
         cwd=FOLDER, capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip

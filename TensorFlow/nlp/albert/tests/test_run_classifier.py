@@ -171,7 +171,7 @@ def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(
 
     straight, out = tmp_path / "straight", tmp_path / "out"
     assert run(training(straight)).returncode == 0
-    preempted = run(["-m", "bertfam.tf.signal_after_update", "5", *training(out)])
+    preempted = run(["-m", "bertfam.testing.tf_signal_after_update", "5", *training(out)])
     assert_preempted(preempted, "run_classifier.py", 5, out / "model.ckpt-5")
     resumed = run(training(out))
     assert resumed.returncode == 0 and "Resuming from" in resumed.stderr, resumed.stderr[-3000:]

@@ -207,10 +207,10 @@ def test_resume_after_kill_then_sigterm_equals_an_uninterrupted_run(release, squ
 
     straight, out = tmp_path / "straight", tmp_path / "out"
     assert run(flags(straight)).returncode == 0
-    crashed = run(["-m", "bertfam.tf.crash_after_checkpoint", "4", *flags(out)])
+    crashed = run(["-m", "bertfam.testing.tf_crash_after_checkpoint", "4", *flags(out)])
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     # The resumed run is preempted after update 5 (between checkpoints), then goes on.
-    preempted = run(["-m", "bertfam.tf.signal_after_update", "5", *flags(out)])
+    preempted = run(["-m", "bertfam.testing.tf_signal_after_update", "5", *flags(out)])
     assert_preempted(preempted, "run_squad_v1.py", 5, out / "model.ckpt-5")
     assert "Resuming from" in preempted.stderr
     resumed = run(flags(out))

@@ -101,7 +101,7 @@ def test_two_workers_train_like_one_process_with_twice_the_batch(run_flags, tmp_
     preempted = tmp_path / "preempted"
     script = ["run_squad.py", *run_flags, "--train_batch_size=2", "--use_horovod=true",
               f"--output_dir={preempted}"]  # fmt: skip
-    signalled = [sys.executable, "-m", "bertfam.tf.signal_after_update", "2", *script]
+    signalled = [sys.executable, "-m", "bertfam.testing.tf_signal_after_update", "2", *script]
     stopped = subprocess.run(launcher + signalled, cwd=FOLDER, capture_output=True, text=True,
                              env={**environment(), "SIGNAL_RANK": "1"}, timeout=600)  # fmt: skip
     assert stopped.returncode != 0
@@ -214,7 +214,7 @@ def test_two_nodes_sharing_one_output_dir_save_and_resume_cleanly(tmp_path, shar
         "model.ckpt-4.index",
     ]
     assert not list(shared.glob("worker_*")) and not list(shared.glob(".*tmp*"))
-    signalled = [sys.executable, "-m", "bertfam.tf.signal_after_update", "5", *script[1:]]
+    signalled = [sys.executable, "-m", "bertfam.testing.tf_signal_after_update", "5", *script[1:]]
     stopped = two_nodes(signalled + ["--num_train_steps=6"], cwd=FOLDER, extra={"SIGNAL_RANK": "1"})
     assert [code for code, _ in stopped] == [143, 143], stopped[1][1][-2000:]
     assert "Resuming from" in stopped[0][1]
@@ -286,7 +286,7 @@ def test_a_hung_rank_ends_the_job_after_the_stall_timeout(tmp_path, shared_data)
     stall = {"HOROVOD_STALL_CHECK_TIME_SECONDS": "2", "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "10"}
     started = time.monotonic()
     hung = subprocess.run(
-        launcher + [sys.executable, "-m", "bertfam.tf.signal_after_update", "2", "HANG",
+        launcher + [sys.executable, "-m", "bertfam.testing.tf_signal_after_update", "2", "HANG",
                     "run_pretraining.py", *common, "--horovod", "--train_batch_size=2",
                     "--num_train_steps=100000", f"--output_dir={tmp_path / 'out'}"],
         cwd=FOLDER, capture_output=True, text=True, timeout=300,

@@ -6,7 +6,7 @@ classifier and the accuracy, the mean cross-entropy and the test probabilities a
 recomputed with NumPy.
 
 Resuming after a kill and training on two Horovod workers go through the same shared
-loop and data path (`bertfam.tf.run.train`) as run_squad.py, whose tests
+loop and data path (`bertfam.tf.flow.train`) as run_squad.py, whose tests
 (test_run_squad.py, test_horovod.py) cover them once for both scripts; preemption is
 tested here too, in one process and with two Horovod workers (the signal to one).
 """
@@ -204,7 +204,7 @@ def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(fil
     straight = run(args + [f"--output_dir={tmp_path / 'straight'}"], timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
     preempted = subprocess.run(
-        [sys.executable, "-m", "bertfam.tf.signal_after_update", "3", "run_classifier.py", *args],
+        [sys.executable, "-m", "bertfam.testing.tf_signal_after_update", "3", "run_classifier.py", *args],
         cwd=FOLDER, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert_preempted(preempted, "run_classifier.py", 3, files["out"] / "model.ckpt-3")
@@ -221,7 +221,7 @@ def test_sigterm_saves_the_update_and_the_rerun_ends_as_an_uninterrupted_run(fil
               f"--output_dir={two}"]  # fmt: skip
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     stopped = subprocess.run(
-        horovod_mpirun() + [sys.executable, "-m", "bertfam.tf.signal_after_update", "3", *script],
+        horovod_mpirun() + [sys.executable, "-m", "bertfam.testing.tf_signal_after_update", "3", *script],
         cwd=FOLDER, capture_output=True, text=True, env={**env, "SIGNAL_RANK": "1"}, timeout=600,
     )  # fmt: skip
     assert stopped.returncode != 0  # mpirun reports the ranks' 143 its own way

@@ -187,7 +187,7 @@ def test_resume_after_kill_then_sigterm_equals_an_uninterrupted_run(data, tmp_pa
 
     def interrupted(helper, step):
         return subprocess.run(
-            [sys.executable, "-m", f"bertfam.tf.{helper}", str(step), "run_pretraining.py", *args],
+            [sys.executable, "-m", f"bertfam.testing.tf_{helper}", str(step), "run_pretraining.py", *args],
             cwd=FOLDER, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
 

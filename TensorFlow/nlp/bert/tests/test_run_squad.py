@@ -137,7 +137,14 @@ def test_resume_after_kill_or_sigterm_equals_an_uninterrupted_run(files, tmp_pat
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     crashed = subprocess.run(
-        [sys.executable, "-m", "bertfam.tf.crash_after_checkpoint", "4", "run_squad.py", *args],
+        [
+            sys.executable,
+            "-m",
+            "bertfam.testing.tf_crash_after_checkpoint",
+            "4",
+            "run_squad.py",
+            *args,
+        ],
         cwd=FOLDER,
         capture_output=True,
         text=True,
@@ -150,7 +157,7 @@ def test_resume_after_kill_or_sigterm_equals_an_uninterrupted_run(files, tmp_pat
     # saved, one line, status 143; the same command then ends where the uninterrupted run did.
     out = files["out"]
     stopped = subprocess.run(
-        [sys.executable, "-m", "bertfam.tf.signal_after_update", "5", "run_squad.py", *args],
+        [sys.executable, "-m", "bertfam.testing.tf_signal_after_update", "5", "run_squad.py", *args],
         cwd=FOLDER, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert "Resuming from" in stopped.stderr

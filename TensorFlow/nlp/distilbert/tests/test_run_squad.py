@@ -130,7 +130,7 @@ def test_seed_multi_card_line_under_mpirun_matches_one_process_also_after_a_sigt
     common = dict(deterministic_run="true", bf16_config_path="", do_eval="False")
     flags_two = seed_flags(model_dir, squad, two, cards=8, train_batch_size=2, **common)
     monkeypatch.setenv("SIGNAL_RANK", "1")
-    stopped = run(["-m", "bertfam.tf.signal_after_update", "7", "run_squad.py", *flags_two],
+    stopped = run(["-m", "bertfam.testing.tf_signal_after_update", "7", "run_squad.py", *flags_two],
                   launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
     monkeypatch.delenv("SIGNAL_RANK")
     assert stopped.returncode != 0, stopped.stderr[-3000:]  # mpirun reports 143 its own way
@@ -161,10 +161,14 @@ def test_resume_after_kill_then_sigterm_equals_an_uninterrupted_run(model_dir, s
 
     straight, out = tmp_path / "straight", tmp_path / "out"
     assert run(["run_squad.py", *flags(straight)]).returncode == 0
-    crashed = run(["-m", "bertfam.tf.crash_after_checkpoint", "4", "run_squad.py", *flags(out)])
+    crashed = run(
+        ["-m", "bertfam.testing.tf_crash_after_checkpoint", "4", "run_squad.py", *flags(out)]
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     # The resumed run is preempted after update 5 (between checkpoints), then goes on.
-    preempted = run(["-m", "bertfam.tf.signal_after_update", "5", "run_squad.py", *flags(out)])
+    preempted = run(
+        ["-m", "bertfam.testing.tf_signal_after_update", "5", "run_squad.py", *flags(out)]
+    )
     assert_preempted(preempted, "run_squad.py", 5, out / "model.ckpt-5")
     assert "Resuming from" in preempted.stderr
     resumed = run(["run_squad.py", *flags(out)])

@@ -119,7 +119,7 @@ def test_kill_then_restore_latest_past_a_damaged_checkpoint_gives_the_uninterrup
     data, phase1, tmp_path
 ):
     straight, crashed = phase1, tmp_path / "crashed"
-    killed = run(["-m", "bertfam.tf.crash_after_checkpoint", "4", *flags(data, crashed)])
+    killed = run(["-m", "bertfam.testing.tf_crash_after_checkpoint", "4", *flags(data, crashed)])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     # The kill also cut the newest checkpoint short: latest passes over it, saying so.
     folder = crashed / "models" / "base" / "checkpoints"
@@ -127,7 +127,7 @@ def test_kill_then_restore_latest_past_a_damaged_checkpoint_gives_the_uninterrup
     newest.write_bytes(newest.read_bytes()[:100])
     # The resumed run is preempted after update 3 (between checkpoints), then goes on.
     resume = flags(data, crashed, restore_checkpoint="latest")
-    preempted = run(["-m", "bertfam.tf.signal_after_update", "3", *resume])
+    preempted = run(["-m", "bertfam.testing.tf_signal_after_update", "3", *resume])
     assert_preempted(preempted, "run_pretraining.py", 3, folder / "ckpt-3",
                      "rerun with --restore_checkpoint=latest to resume")  # fmt: skip
     assert f"resuming from the previous one, {folder}/ckpt-2" in preempted.stderr
@@ -146,7 +146,7 @@ def test_two_workers_at_half_the_batch_train_as_one_process_also_after_a_sigterm
     the one checkpoint, and the resumed pair ends where one process at twice the batch does."""
     one, two = phase1, tmp_path / "two"
     monkeypatch.setenv("SIGNAL_RANK", "1")
-    stopped = run(["-m", "bertfam.tf.signal_after_update", "3", *flags(data, two, train_batch_size=2)],
+    stopped = run(["-m", "bertfam.testing.tf_signal_after_update", "3", *flags(data, two, train_batch_size=2)],
                   launcher=horovod_mpirun() + ["-x", "SIGNAL_RANK"])  # fmt: skip
     monkeypatch.delenv("SIGNAL_RANK")
     folder = two / "models" / "base" / "checkpoints"

@@ -135,7 +135,7 @@ def test_sigterm_then_the_same_command_ends_with_the_uninterrupted_epoch_checkpo
 
     straight = script(folders["straight"])
     assert straight.returncode == 0, straight.stderr[-3000:]
-    stopped = script(folders["preempted"], "-m", "bertfam.tf.signal_after_update", "5")
+    stopped = script(folders["preempted"], "-m", "bertfam.testing.tf_signal_after_update", "5")
     resume = Path("checkpoints", "electra_base_qa_v2_False_resume")
     assert_preempted(stopped, "run_tf_squad.py", 5, resume / "ckpt-5")
     resumed = script(folders["preempted"])
@@ -151,7 +151,7 @@ def test_sigterm_then_the_same_command_ends_with_the_uninterrupted_epoch_checkpo
     # stop there with one resume checkpoint; resumed, they end as the one process above.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     half = ["--train_batch_size=2"]
-    stopped = script(folders["two"], "-m", "bertfam.tf.signal_after_update", "5", extra=half,
+    stopped = script(folders["two"], "-m", "bertfam.testing.tf_signal_after_update", "5", extra=half,
                      launcher=horovod_mpirun(), env={**env, "SIGNAL_RANK": "1"})  # fmt: skip
     assert stopped.returncode != 0  # mpirun reports the ranks' 143 its own way
     assert f"stopped by SIGTERM after update 5; checkpoint {resume / 'ckpt-5'}" in stopped.stderr

@@ -33,9 +33,9 @@ from bertfam.glue.metrics import google_eval_metrics
 from bertfam.runlog import RunLog, progress
 from bertfam.tf.checkpoint import variables_by_name
 from bertfam.tf.distributed import Workers
+from bertfam.tf.flow import plot_training, start_run, starting_weights, train
 from bertfam.tf.prepare import PreparedClassifier
 from bertfam.tf.recipe import ModelRecipe
-from bertfam.tf.run import plot_training, start_run, starting_weights, train
 from bertfam.tf.run_config import ClassifierRunConfig
 
 log = logging.getLogger(__name__)

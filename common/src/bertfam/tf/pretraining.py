@@ -288,9 +288,9 @@ class _TrainLog:
 def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining, recipe) -> dict:
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
+    from bertfam.tf.flow import own_rows, plot_training, ready_trainer, start_run, starting_weights
     from bertfam.tf.pretraining_heads import eval_sums, pretraining_losses
     from bertfam.tf.pretraining_records import masking_records, pretraining_dataset
-    from bertfam.tf.run import own_rows, plot_training, ready_trainer, start_run, starting_weights
 
     run = start_run(config, prepared.model_config)
     workers = run.workers

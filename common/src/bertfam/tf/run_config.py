@@ -21,7 +21,7 @@ from bertfam.devices import habana_installed
 from bertfam.errors import FlagError
 from bertfam.precision import HABANA_BF16_MODES, load_bf16_config, refuse_habana_mode_off_gaudi
 from bertfam.run_config import TrainingConfig, require_at_least_one
-from bertfam.squad.run import SquadOptions
+from bertfam.squad.options import SquadOptions
 from bertfam.tf import HOROVOD_INSTALL_HINT
 
 # google-research/bert shuffles training examples and records with these; a fixed seed

@@ -32,13 +32,13 @@ import tensorflow as tf
 from bertfam.atomic import write_text
 from bertfam.runlog import RunLog, progress
 from bertfam.squad.evaluate import evaluate_v1
+from bertfam.squad.options import EVAL_RESULTS_FILE
 from bertfam.squad.postprocess import write_predictions
-from bertfam.squad.run import EVAL_RESULTS_FILE
 from bertfam.tf.checkpoint import variables_by_name
 from bertfam.tf.distributed import Workers
+from bertfam.tf.flow import plot_training, start_run, starting_weights, train
 from bertfam.tf.prepare import PreparedSquad
 from bertfam.tf.recipe import ModelRecipe
-from bertfam.tf.run import plot_training, start_run, starting_weights, train
 from bertfam.tf.run_config import SHUFFLE_SEED, SquadRunConfig
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The fine-tuning loop both PyTorch fine-tuning scripts share.
 
-A script starts its process with `bertfam.torch.run.start_run` (device, processes, seeds,
+A script starts its process with `bertfam.torch.start.start_run` (device, processes, seeds,
 precision) and makes the model, its new task head drawn from ``--seed``
 (`built_from_seed`). `Trainer` then runs HF v3.0.2's loop: AdamW over two parameter
 groups (no weight decay on biases and LayerNorm weights), linear warm-up then linear
@@ -35,7 +35,7 @@ from bertfam.torch.checkpoint import (
     write_model_folder,
 )
 from bertfam.torch.distributed import agree_on_signal
-from bertfam.torch.run import Run, TrainingError
+from bertfam.torch.start import Run, TrainingError
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ machine that is about 0.2 us of its own for a call passed through and under 1 us
 listed call with nothing to cast, on top of what PyTorch charges for calling any Python
 mode (about 1 us for a C function such as ``F.linear``, 3.5 us for a Python one such as
 ``F.layer_norm``); ``benchmarks/hmp_overhead.py`` measures it. Under ``torch.compile`` the
-rules are traced into the graph and cost nothing per call. `ReferenceOpListPrecision` is
-the same rules applied by name at every call, kept for the tests to compare against.
+rules are traced into the graph and cost nothing per call. The tests compare it with the
+same rules applied by name at every call (`bertfam.testing.hmp_reference`).
 In eager mode ``--hmp`` runs the lists through ``torch.autocast`` where it can
 (`bertfam.torch.autocast_lists`), which leaves Python out of most calls.
 """
@@ -135,13 +135,6 @@ class OpListPrecision(TorchFunctionMode):
         if name in self.fp32_ops:
             return torch.float32
         return None
-
-
-class ReferenceOpListPrecision(OpListPrecision):
-    """The same rules as `OpListPrecision`, applied by name at every call, without its table."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        return self.apply_by_name(func, args, kwargs)
 
 
 class _CastNeeded(dict):

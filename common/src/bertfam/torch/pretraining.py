@@ -52,7 +52,7 @@ from bertfam.torch.pretraining_checkpoint import (
     saved_position,
 )
 from bertfam.torch.pretraining_data import ReadPosition, ShardReader, epoch_order
-from bertfam.torch.run import Run, TrainingError
+from bertfam.torch.start import Run, TrainingError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """For preemption tests: runs a training script and sends it SIGTERM (or the signal
 named) right after update N, as a cluster would, but at a known point.
 
-    python -m bertfam.tf.signal_after_update N [TERM|INT|HANG] run_squad.py --flags...
+    python -m bertfam.testing.tf_signal_after_update N [TERM|INT|HANG] run_squad.py --flags...
 
 Under mpirun (or horovodrun), ``SIGNAL_RANK=1`` signals that rank only (the others must
 follow it). HANG sends no signal: the rank stops taking steps (as one stuck reading a

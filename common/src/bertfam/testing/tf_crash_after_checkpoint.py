@@ -1,6 +1,6 @@
 """For resume tests: runs a training script and SIGKILLs it the moment checkpoint N is on disk.
 
-    python -m bertfam.tf.crash_after_checkpoint N run_squad.py --flags...
+    python -m bertfam.testing.tf_crash_after_checkpoint N run_squad.py --flags...
 
 A crash at a known point makes the resume test deterministic: killing from outside races
 the training loop, which on a fast machine finishes before the signal arrives.
