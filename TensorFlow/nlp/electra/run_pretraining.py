@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow loads: fewer banners
@@ -119,9 +120,8 @@ def train(config: ElectraPretrainingConfig, prepared: Prepared) -> None:
     from bertfam.dllogger import DlLogger
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
-    from bertfam.tf.flow import plot_training, start_run
-    from bertfam.tf.optimization import AdamWeightDecay, Lamb
-    from bertfam.tf.training import Trainer
+    from bertfam.tf.flow import plot_training, ready_trainer, start_run
+    from bertfam.tf.optimization import adamw, lamb
 
     started = time.time()
     tf.config.optimizer.set_jit(config.xla)
@@ -137,34 +137,15 @@ def train(config: ElectraPretrainingConfig, prepared: Prepared) -> None:
     if config.load_weights:
         load_weights(config, variables)
 
-    def optimizer(named, settings):
-        constants = dict(
-            weight_decay_rate=settings.weight_decay_rate,
-            beta_1=settings.beta_1,
-            beta_2=settings.beta_2,
-            epsilon=settings.epsilon,
-        )
-        if config.optimizer == "lamb":
-            return Lamb(named, adapt_excluded=not config.skip_adaptive, **constants)
-        return AdamWeightDecay(named, **constants)
-
     def loss_fn(batch, training):
         return electra_loss(
             model, batch, config.disc_weight, None, config.seed, training, workers.size
         )
 
-    trainer = Trainer(
-        loss_fn,
-        variables,
-        config,
-        config.num_train_steps,
-        optimizer=optimizer,
-        is_main_process=workers.is_main_process,
-        world_size=workers.size,
-        allreduce=workers.allreduce,
-    )
-    if prepared.restore_from:
+    def restore(trainer):
         restored = prepared.restore_from
+        if restored is None:
+            return
         if config.restore_checkpoint == "latest":  # past a damaged newest one, saying so
             restored = trainer.checkpoints.restore_newest()
         else:
@@ -172,7 +153,14 @@ def train(config: ElectraPretrainingConfig, prepared: Prepared) -> None:
         if config.phase2 and not os.path.basename(restored).startswith("ckpt-p2-"):
             trainer.step.assign(0)  # phase 2 counts its own updates from phase 1's weights
         print(f"Restored {restored} at step {int(trainer.step)}", file=sys.stderr)
-    workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
+
+    if config.optimizer == "lamb":
+        optimizer = partial(lamb, adapt_excluded=not config.skip_adaptive)
+    else:
+        optimizer = adamw
+    trainer = ready_trainer(
+        config, run, variables, loss_fn, config.num_train_steps, None, optimizer, restore=restore
+    )
     os.makedirs(config.log_dir, exist_ok=True)
     summary = config.json_summary or os.path.join(config.log_dir, "dllogger.log")
     dllog = DlLogger(summary, workers.is_main_process)

@@ -117,23 +117,17 @@ def fine_tune(config, run, model, variables, features, run_log, dllog, after_epo
     from layerwise_decay import rate_multipliers
     from squad_loss import joint_loss
 
-    from bertfam.tf.flow import worker_batches
-    from bertfam.tf.optimization import AdamWeightDecay
+    from bertfam.tf.flow import ready_trainer, worker_batches
+    from bertfam.tf.optimization import adamw
     from bertfam.tf.squad import TRAINING_ARRAYS, span_loss
-    from bertfam.tf.training import Trainer
 
     workers = run.workers
     layers = run.model_config.num_hidden_layers
 
     def optimizer(named, settings):
-        return AdamWeightDecay(
-            named,
-            weight_decay_rate=settings.weight_decay_rate,
-            beta_1=settings.beta_1,
-            beta_2=settings.beta_2,
-            epsilon=settings.epsilon,
-            bias_correction=settings.bias_correction,
-            rate_multipliers=rate_multipliers(named, layers, settings.layerwise_lr_decay),
+        multipliers = rate_multipliers(named, layers, settings.layerwise_lr_decay)
+        return adamw(
+            named, settings, bias_correction=settings.bias_correction, rate_multipliers=multipliers
         )
 
     def loss_fn(batch, training):
@@ -147,18 +141,8 @@ def fine_tune(config, run, model, variables, features, run_log, dllog, after_epo
 
     total = config.schedule_steps(len(features), workers.size)
     per_epoch = config.updates_per_epoch(len(features), workers.size)
-    trainer = Trainer(
-        loss_fn,
-        variables,
-        config,
-        total,
-        optimizer=optimizer,
-        is_main_process=workers.is_main_process,
-        world_size=workers.size,
-        allreduce=workers.allreduce,
-    )
-    resumed_at = int(trainer.step) if trainer.restore_latest() else 0
-    workers.broadcast_from_rank0(list(variables.values()) + list(trainer.optimizer.variables))
+    trainer = ready_trainer(config, run, variables, loss_fn, total, None, optimizer)
+    resumed_at = int(trainer.step)  # 0 for a fresh start: checkpoints hold an update or more
     arrays = {key: getattr(features, key) for key in TRAINING_ARRAYS}
     batches = worker_batches(arrays, config.train_batch_size, workers)
     global_batch = config.train_batch_size * config.num_accumulation_steps * workers.size

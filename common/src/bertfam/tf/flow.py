@@ -125,10 +125,12 @@ def ready_trainer(
     warm_start: Optional[StartingWeights],
     optimizer: Callable = adamw,
     continue_from: Optional[str] = None,
+    restore: Optional[Callable[[Trainer], None]] = None,
 ) -> Trainer:
     """The loop, resumed from the run's latest checkpoint, else started from `warm_start`
     (and, with `continue_from`, that checkpoint's step and optimizer state too), the
-    same on every worker."""
+    same on every worker. A recipe whose flags name what to restore (ELECTRA's
+    ``--restore_checkpoint``) passes `restore`, which does it instead."""
     trainer = Trainer(
         loss_fn,
         variables,
@@ -139,7 +141,9 @@ def ready_trainer(
         world_size=run.workers.size,
         allreduce=run.workers.allreduce,
     )
-    if not trainer.restore_latest() and warm_start is not None:
+    if restore is not None:
+        restore(trainer)
+    elif not trainer.restore_latest() and warm_start is not None:
         warm_start.assign(variables)
         if continue_from:
             trainer.checkpoints.restore(continue_from, names=trainer.optimizer.state)

@@ -409,14 +409,16 @@ def _constants(config) -> dict:
     )
 
 
-def adamw(variables: Mapping[str, tf.Variable], config) -> AdamWeightDecay:
-    """Google's AdamWeightDecay, as every fine-tuning script uses it."""
-    return AdamWeightDecay(variables, **_constants(config))
+def adamw(variables: Mapping[str, tf.Variable], config, **options) -> AdamWeightDecay:
+    """Google's AdamWeightDecay, as every fine-tuning script uses it; `options` are the
+    optimizer's other arguments a recipe sets (ELECTRA's ``bias_correction``,
+    ``rate_multipliers``)."""
+    return AdamWeightDecay(variables, **_constants(config), **options)
 
 
-def lamb(variables: Mapping[str, tf.Variable], config) -> Lamb:
-    """LAMB, as pre-training uses it."""
-    return Lamb(variables, **_constants(config))
+def lamb(variables: Mapping[str, tf.Variable], config, **options) -> Lamb:
+    """LAMB, as pre-training uses it (`options`: ELECTRA's ``adapt_excluded``)."""
+    return Lamb(variables, **_constants(config), **options)
 
 
 def google_lamb(variables: Mapping[str, tf.Variable], config) -> GoogleLamb:
