@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-log = logging.getLogger(__name__)
+from bertfam.checkpoint_names import TF_BEST as BEST
+from bertfam.checkpoint_names import TF_MODEL
 
-BEST = "model.ckpt-best"
-_NUMBERED = re.compile(r"^model\.ckpt-(\d+)\.index$")
+log = logging.getLogger(__name__)
 
 
 def checkpoint_steps(output_dir: Path) -> List[int]:
     """The steps of the ``model.ckpt-<step>`` checkpoints in `output_dir`, in order."""
-    names = os.listdir(output_dir) if output_dir.is_dir() else []
-    return sorted(int(m.group(1)) for m in map(_NUMBERED.match, names) if m)
+    return list(TF_MODEL.in_folder(output_dir))
 
 
 def has_best(output_dir: Path) -> bool:
@@ -55,6 +53,5 @@ def copy_to_best(prefix: Path) -> List[Tuple[Path, Path]]:
 
 
 def remove_checkpoint(prefix: Path) -> None:
-    for path in prefix.parent.glob(f"{prefix.name}.*"):
-        log.info("removing %s", path)
-        path.unlink()
+    log.info("removing %s.*", prefix)
+    TF_MODEL.delete(prefix)

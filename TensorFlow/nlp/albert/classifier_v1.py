@@ -50,6 +50,7 @@ from best_checkpoint import (
 from checks import check_vocab_file, named_if_bert
 from feature_cache import FeatureCache, feature_file_names, fingerprint
 
+from bertfam.checkpoint_names import TF_MODEL
 from bertfam.checkpoints import CheckpointError
 from bertfam.errors import FlagError, UserError, refuse_given
 from bertfam.glue.features import ClassificationFeatures
@@ -355,7 +356,7 @@ class BestTrial:
         for step in steps:
             if step <= last_step:
                 continue
-            prefix = self.output_dir / f"model.ckpt-{step}"
+            prefix = TF_MODEL.path(self.output_dir, step)
             global_step = load_weights(prefix, self.variables)
             result = scores(self.config, self.features, self.logits_of, global_step)
             lines += [f"{key} = {result[key]}" for key in sorted(result)]

@@ -45,6 +45,7 @@ from best_checkpoint import (
 from checks import check_vocab_file, named_if_bert
 from feature_cache import FeatureCache, feature_file_names, fingerprint
 
+from bertfam.checkpoint_names import TF_MODEL
 from bertfam.checkpoints import CheckpointError
 from bertfam.errors import FlagError, refuse_given
 from bertfam.squad.features import SquadFeatures
@@ -281,7 +282,7 @@ class CheckpointEvaluation:
             best_f1 = scores["f1"]
         newest = max(steps, default=None)
         for step in steps:
-            prefix = self.output_dir / f"model.ckpt-{step}"
+            prefix = TF_MODEL.path(self.output_dir, step)
             if step <= best_step:
                 continue
             scores, _ = self._score(prefix)

@@ -13,11 +13,16 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from bertfam.checkpoint_names import (
+    ELECTRA_PHASE1,
+    ELECTRA_PHASE2,
+    StepCheckpoints,
+    tf_state_latest,
+)
 from bertfam.electra_config import SIZES, ElectraConfig
 from bertfam.errors import FlagError, refuse_given
 from bertfam.pretraining.create import input_files
@@ -25,7 +30,6 @@ from bertfam.tf.run_config import RunConfig
 
 BF16_CONFIG = Path(__file__).resolve().parent / "bf16_config" / "electra.json"
 PADDED_TO = 8  # upstream pads the vocabulary size to a multiple of 8 (30522 -> 30528)
-CHECKPOINT = re.compile(r'^model_checkpoint_path: "(.+)"$', re.M)
 
 
 def parse_flags(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -106,8 +110,8 @@ class ElectraPretrainingConfig(RunConfig):
         return os.path.join(self.output_dir, "checkpoints")
 
     @property
-    def checkpoint_name(self) -> str:
-        return "ckpt-p2" if self.phase2 else "ckpt"
+    def checkpoint_names(self) -> StepCheckpoints:
+        return ELECTRA_PHASE2 if self.phase2 else ELECTRA_PHASE1
 
     @property
     def end_learning_rate(self) -> float:
@@ -241,18 +245,8 @@ def prepare(config: ElectraPretrainingConfig) -> Prepared:
     return Prepared(model_config, files, vocab, restore_from(config))
 
 
-def latest_checkpoint(directory: str) -> Optional[str]:
-    """The prefix the ``checkpoint`` state file names, or None."""
-    try:
-        state = Path(directory, "checkpoint").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    found = CHECKPOINT.search(state)
-    return os.path.join(directory, found.group(1)) if found else None
-
-
 def restore_from(config: ElectraPretrainingConfig) -> Optional[str]:
-    latest = latest_checkpoint(config.checkpoint_dir)
+    latest = tf_state_latest(config.checkpoint_dir)
     if config.restore_checkpoint is None:
         if latest is not None:
             raise FlagError(

@@ -117,6 +117,7 @@ def train(config: ElectraPretrainingConfig, prepared: Prepared) -> None:
     import tensorflow as tf
     from objective import electra_loss
 
+    from bertfam.checkpoint_names import ELECTRA_PHASE2
     from bertfam.dllogger import DlLogger
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
@@ -150,7 +151,7 @@ def train(config: ElectraPretrainingConfig, prepared: Prepared) -> None:
             restored = trainer.checkpoints.restore_newest()
         else:
             trainer.checkpoints.restore(restored)
-        if config.phase2 and not os.path.basename(restored).startswith("ckpt-p2-"):
+        if config.phase2 and ELECTRA_PHASE2.step(restored) is None:
             trainer.step.assign(0)  # phase 2 counts its own updates from phase 1's weights
         print(f"Restored {restored} at step {int(trainer.step)}", file=sys.stderr)
 

@@ -19,6 +19,7 @@ from typing import List, Optional
 
 from pretraining_config import BF16_CONFIG, launched_processes
 
+from bertfam.checkpoint_names import ELECTRA_PHASE1, StepCheckpoints
 from bertfam.checkpoints import HfFolder, resolve_pretrained
 from bertfam.electra_config import ElectraConfig
 from bertfam.errors import FlagError, OneLineParser, refuse_given
@@ -130,8 +131,8 @@ class ElectraSquadConfig(SquadRunConfig):
         return os.path.join("checkpoints", f"electra_base_qa_v2_{v2}_resume")
 
     @property
-    def checkpoint_name(self) -> str:
-        return "ckpt"
+    def checkpoint_names(self) -> StepCheckpoints:
+        return ELECTRA_PHASE1
 
     def cache_file(self, split: str) -> str:
         """Upstream's feature cache: ``TF2_<split>-v<version>.json_<model>_<seq>_<stride>_<query>``,

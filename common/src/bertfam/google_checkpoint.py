@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from bertfam.atomic import atomic_directory
+from bertfam.checkpoint_names import TF_BEST
 from bertfam.download import download, extract
 from bertfam.errors import UserError
 
@@ -56,7 +57,7 @@ ALBERT_REQUIRED_FILES = (
     "albert_config.json",
     "30k-clean.model",
     "30k-clean.vocab",
-    "model.ckpt-best.index",
+    f"{TF_BEST}.index",
 )
 
 

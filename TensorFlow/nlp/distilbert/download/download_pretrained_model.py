@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from bertfam.atomic import write_json, write_text
+from bertfam.checkpoint_names import TF_STATE_FILE, tf_state_text
 from bertfam.checkpoints import CheckpointError, hf_folder_weights_as_tf, hf_model_type
 from bertfam.distilbert_config import DistilBertConfig
 from bertfam.errors import OneLineParser, exit_on_user_error
@@ -113,8 +114,7 @@ def write_checkpoint(prefix: Path, weights: dict) -> None:
     save_name_based_checkpoint(scratch, weights)
     os.replace(f"{scratch}.data-00000-of-00001", f"{prefix}.data-00000-of-00001")
     os.replace(f"{scratch}.index", f"{prefix}.index")
-    state = f'model_checkpoint_path: "{prefix.name}"\nall_model_checkpoint_paths: "{prefix.name}"\n'
-    write_text(prefix.parent / "checkpoint", state)
+    write_text(prefix.parent / TF_STATE_FILE, tf_state_text(prefix.name, [prefix.name]))
 
 
 def convert_distilbert(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
+from bertfam.checkpoint_names import TF_MODEL, StepCheckpoints, has_tf_state
 from bertfam.devices import habana_installed
 from bertfam.errors import FlagError
 from bertfam.precision import HABANA_BF16_MODES, load_bf16_config, refuse_habana_mode_off_gaudi
@@ -28,8 +29,6 @@ from bertfam.tf import HOROVOD_INSTALL_HINT
 # also gives the same order in every run, so a resumed run skips exactly what it saw.
 SHUFFLE_SEED = 12345
 SHUFFLE_BUFFER = 100
-# The index file tf.train.CheckpointManager writes last, beside the checkpoints.
-CHECKPOINT_INDEX_FILE = "checkpoint"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,9 +108,9 @@ class RunConfig(TrainingConfig):
         return "rerun the same command to resume"
 
     @property
-    def checkpoint_name(self) -> str:
-        """Their prefix: ``<name>-<step>`` (ELECTRA: ckpt, ckpt-p2)."""
-        return "model.ckpt"
+    def checkpoint_names(self) -> StepCheckpoints:
+        """The layout of the loop's checkpoints (ELECTRA's: ``ckpt-N``, ``ckpt-p2-N``)."""
+        return TF_MODEL
 
     def profile_steps(self) -> Optional[Tuple[int, int]]:
         """--profile=START,END as (START, END), or None."""
@@ -155,7 +154,7 @@ class ClassifierRunConfig(RunConfig):
 
 def has_checkpoint(output_dir: str) -> bool:
     """Whether a run has left checkpoints in `output_dir` (without loading TensorFlow)."""
-    return (Path(output_dir) / CHECKPOINT_INDEX_FILE).is_file()
+    return has_tf_state(output_dir)
 
 
 def horovod_installed() -> bool:

@@ -92,7 +92,7 @@ class Trainer:
             config.checkpoint_dir,
             {**variables, **self.optimizer.state},
             config.keep_checkpoint_max,
-            config.checkpoint_name,
+            config.checkpoint_names,
         )
         self._names = list(variables)
         self._profiling = False

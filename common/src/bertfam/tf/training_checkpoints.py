@@ -23,13 +23,11 @@ from typing import Iterable, List, Mapping, Optional
 
 import tensorflow as tf
 
+from bertfam.checkpoint_names import TF_MODEL, TF_STATE_FILE, StepCheckpoints, tf_state_text
 from bertfam.checkpoints import CheckpointError
 from bertfam.tf.checkpoint import save_name_based_checkpoint
-from bertfam.tf.run_config import CHECKPOINT_INDEX_FILE
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_NAME = "model.ckpt"
 
 
 class DamagedCheckpointError(CheckpointError):
@@ -51,12 +49,12 @@ class TrainingCheckpoints:
         directory: str,
         variables: Mapping[str, tf.Variable],
         max_to_keep: int,
-        name: str = CHECKPOINT_NAME,
+        names: StepCheckpoints = TF_MODEL,
     ):
         self.directory = str(directory)
         self.variables = dict(variables)
         self.max_to_keep = max_to_keep
-        self.name = name
+        self.names = names
         self._kept: List[str] = self._listed()
 
     @property
@@ -67,7 +65,7 @@ class TrainingCheckpoints:
     def save(self, step: int) -> str:
         # The state file names checkpoints relative to the directory, as an Estimator's
         # does, so the directory can be moved or mounted elsewhere.
-        basename = f"{self.name}-{step}"
+        basename = self.names.name(step)
         prefix = posixpath.join(self.directory, basename)
         tf.io.gfile.makedirs(self.directory)  # made when first needed: a run may save none
         save_name_based_checkpoint(prefix, {n: v.read_value() for n, v in self.variables.items()})
@@ -144,12 +142,10 @@ class TrainingCheckpoints:
 
     def _write_state(self, latest: str, kept: List[str]) -> None:
         # The text proto tf.train.get_checkpoint_state reads, replaced in one rename.
-        lines = [f'model_checkpoint_path: "{latest}"']
-        lines += [f'all_model_checkpoint_paths: "{name}"' for name in kept]
-        path = posixpath.join(self.directory, CHECKPOINT_INDEX_FILE)
+        path = posixpath.join(self.directory, TF_STATE_FILE)
         temporary = f"{path}.tmp"
         with tf.io.gfile.GFile(temporary, "w") as state:
-            state.write("\n".join(lines) + "\n")
+            state.write(tf_state_text(latest, kept))
         tf.io.gfile.rename(temporary, path, overwrite=True)
 
     def _listed(self) -> List[str]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
@@ -42,6 +41,7 @@ import numpy as np
 
 from bertfam.atomic import atomic_directory, atomic_write, write_json, write_text
 from bertfam.bert_config import BertConfig
+from bertfam.checkpoint_names import TORCH_FINETUNING
 from bertfam.checkpoints import (
     NVIDIA_KEYS,
     CheckpointError,
@@ -70,7 +70,6 @@ VOCABULARY_PADDING = 8  # upstream pads the vocabulary to a multiple of this
 _RENAMED_LEAVES = {".gamma": ".weight", ".beta": ".bias"}
 
 # What a checkpoint-N folder holds besides the model folder (HF v3.0.2's names).
-CHECKPOINT_PREFIX = "checkpoint-"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 RNG_FILE = "rng_state.pth"
@@ -285,7 +284,7 @@ def save_checkpoint(
     import torch
 
     output_dir = Path(training_args.output_dir)
-    folder = output_dir / f"{CHECKPOINT_PREFIX}{step}"
+    folder = TORCH_FINETUNING.path(output_dir, step)
     with atomic_directory(folder) as tmp:
         write_model_folder(model, saved, tmp, training_args)
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
@@ -301,17 +300,12 @@ def _rotate(output_dir: Path, limit: Optional[int]) -> None:
         return
     folders = checkpoint_folders(output_dir)
     for old in folders[: max(0, len(folders) - limit)]:
-        shutil.rmtree(old, ignore_errors=True)
+        TORCH_FINETUNING.delete(old)
 
 
 def checkpoint_folders(output_dir: Path) -> List[Path]:
     """checkpoint-N folders, oldest first."""
-    found = []
-    for path in output_dir.glob(f"{CHECKPOINT_PREFIX}*"):
-        suffix = path.name[len(CHECKPOINT_PREFIX) :]
-        if path.is_dir() and suffix.isdigit():
-            found.append((int(suffix), path))
-    return [path for _, path in sorted(found)]
+    return list(TORCH_FINETUNING.in_folder(output_dir).values())
 
 
 def resumable_step(folder: Path) -> Optional[int]:

@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from bertfam.checkpoint_names import TORCH_PRETRAINING
 from bertfam.dllogger import DlLogger
 from bertfam.preemption import StopSignals, stop_run
 from bertfam.runlog import RunLog, progress
@@ -46,7 +47,6 @@ from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb
 from bertfam.torch.pretraining_args import PretrainingConfig
 from bertfam.torch.pretraining_checkpoint import (
     checkpoint_contents,
-    checkpoint_path,
     newest_readable_checkpoint,
     save_checkpoint,
     saved_position,
@@ -89,7 +89,7 @@ def find_start(config: PretrainingConfig, shards: List[Path]) -> Start:
         log.info("No checkpoint in %s yet: starting from scratch", config.output_dir)
         return Start()
     path, contents = newest
-    file_step = int(path.stem.split("_")[1])
+    file_step = TORCH_PRETRAINING.step(path)
     # Upstream's files do not say their phase; like its resume, take a step past phase 1's
     # end for phase 2's.
     in_phase2 = contents.get("phase2", file_step > config.phase1_end_step)
@@ -373,7 +373,7 @@ class Pretrainer:
                 if not saved_now:
                     self.save()
                 step = self.step + config.step_offset
-                checkpoint = str(checkpoint_path(config.output_dir, step))
+                checkpoint = str(TORCH_PRETRAINING.path(config.output_dir, step))
             hint = "rerun with --resume_from_checkpoint to resume"
             stop_run(received, self.step, checkpoint, not run.is_main, hint)
         if times:

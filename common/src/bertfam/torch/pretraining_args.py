@@ -11,11 +11,11 @@ and unused, as upstream (training is step-driven; the help says so).
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from bertfam.checkpoint_names import TORCH_PRETRAINING
 from bertfam.errors import FlagError
 from bertfam.run_config import require_at_least_one
 from bertfam.torch.args import (
@@ -24,8 +24,6 @@ from bertfam.torch.args import (
     check_local_rank,
     device_mode_precision,
 )
-
-CHECKPOINT_FILE = re.compile(r"^ckpt_(\d+)\.pt$")
 
 
 def add_pretraining_flags(parser: argparse.ArgumentParser) -> None:
@@ -194,19 +192,6 @@ def pretraining_config(
     return config
 
 
-def checkpoints_in(output_dir) -> dict:
-    """{step: path} of the ckpt_<step>.pt files in `output_dir`."""
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for path in folder.iterdir():
-        match = CHECKPOINT_FILE.match(path.name)
-        if match:
-            found[int(match.group(1))] = path
-    return found
-
-
 def check(config: PretrainingConfig, local_rank: int = -1) -> None:
     """Every combination that cannot work, as one line."""
     require_at_least_one(
@@ -248,7 +233,7 @@ def check(config: PretrainingConfig, local_rank: int = -1) -> None:
             "1's ckpt_<step>.pt in --output_dir) or --init_checkpoint"
         )
     check_local_rank(local_rank)
-    found = checkpoints_in(config.output_dir)
+    found = TORCH_PRETRAINING.in_folder(config.output_dir)
     if found and not config.resume_from_checkpoint:
         newest = found[max(found)].name
         raise FlagError(
@@ -257,4 +242,6 @@ def check(config: PretrainingConfig, local_rank: int = -1) -> None:
         )
     wanted = config.resume_step
     if config.resume_from_checkpoint and wanted >= 0 and wanted not in found:
-        raise FlagError(f"--resume_step={wanted}: no ckpt_{wanted}.pt in {config.output_dir}")
+        raise FlagError(
+            f"--resume_step={wanted}: no {TORCH_PRETRAINING.name(wanted)} in {config.output_dir}"
+        )

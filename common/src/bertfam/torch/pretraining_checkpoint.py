@@ -33,17 +33,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from bertfam.atomic import atomic_write
+from bertfam.checkpoint_names import TORCH_PRETRAINING
 from bertfam.checkpoints import NVIDIA_KEYS, CheckpointError, read_torch_file
-from bertfam.torch.pretraining_args import checkpoints_in
 from bertfam.torch.pretraining_data import ReadPosition
 
 log = logging.getLogger(__name__)
 
 KEEP = 3
-
-
-def checkpoint_path(output_dir, step: int) -> Path:
-    return Path(output_dir) / f"ckpt_{step}.pt"
 
 
 def checkpoint_contents(
@@ -91,12 +87,12 @@ def saved_position(path, contents: Dict[str, Any], shard_order) -> Tuple[ReadPos
 
 
 def save_checkpoint(output_dir, step: int, contents: Dict[str, Any]) -> Path:
-    path = checkpoint_path(output_dir, step)
+    path = TORCH_PRETRAINING.path(output_dir, step)
     with atomic_write(path, "wb") as handle:
         torch.save(contents, handle)
-    found = checkpoints_in(output_dir)
+    found = TORCH_PRETRAINING.in_folder(output_dir)
     for old in sorted(found)[:-KEEP]:
-        found[old].unlink(missing_ok=True)
+        TORCH_PRETRAINING.delete(found[old])
     log.info("Saved %s", path)
     return path
 
@@ -115,11 +111,12 @@ def newest_readable_checkpoint(output_dir, step: int = -1) -> Optional[Tuple[Pat
     that reads: a damaged newer one (a save cut short) is passed over in one logged line,
     never silently replaced by a fresh start. None when there is no checkpoint."""
     if step >= 0:
-        path = checkpoints_in(output_dir).get(step)
+        path = TORCH_PRETRAINING.in_folder(output_dir).get(step)
         if path is None:
-            raise CheckpointError(f"{output_dir}: no ckpt_{step}.pt to resume from")
+            name = TORCH_PRETRAINING.name(step)
+            raise CheckpointError(f"{output_dir}: no {name} to resume from")
         return path, read_checkpoint(path)
-    found = checkpoints_in(output_dir)
+    found = TORCH_PRETRAINING.in_folder(output_dir)
     damaged = []
     for number in sorted(found, reverse=True):
         try:
