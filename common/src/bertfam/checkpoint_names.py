@@ -86,7 +86,7 @@ class StepCheckpoints:
         """Remove one checkpoint: a TF prefix's files, a file or a folder."""
         path = Path(path)
         if self.kind == "tf_prefix":
-            for part in path.parent.glob(f"{glob_escape(path.name)}.*"):
+            for part in path.parent.glob(f"{_glob_escape(path.name)}.*"):
                 part.unlink()
         elif self.kind == "folder":
             shutil.rmtree(path, ignore_errors=True)
@@ -94,7 +94,7 @@ class StepCheckpoints:
             path.unlink(missing_ok=True)
 
 
-def glob_escape(name: str) -> str:
+def _glob_escape(name: str) -> str:
     return re.sub(r"([*?[])", r"[\1]", name)
 
 
