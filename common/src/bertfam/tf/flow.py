@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from bertfam.bert_config import BertConfig
+from bertfam.checkpoint_names import has_tf_state
 from bertfam.checkpoints import BERT_TABLE, NameTable, match_weights
 from bertfam.errors import FlagError
 from bertfam.plot_metrics import plot_metrics
@@ -29,7 +30,7 @@ from bertfam.tf.checkpoint import assign_weights, read_init_checkpoint
 from bertfam.tf.device import bf16_policy, select_device
 from bertfam.tf.distributed import Workers, init_workers
 from bertfam.tf.optimization import adamw
-from bertfam.tf.run_config import SHUFFLE_BUFFER, SHUFFLE_SEED, RunConfig, has_checkpoint
+from bertfam.tf.run_config import SHUFFLE_BUFFER, SHUFFLE_SEED, RunConfig
 from bertfam.tf.training import LossFn, Trainer
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def starting_weights(
     latest checkpoint, as an Estimator would use, else --init_checkpoint.
     """
     if config.do_train:
-        if has_checkpoint(config.output_dir) or not config.init_checkpoint:
+        if has_tf_state(config.output_dir) or not config.init_checkpoint:
             return None
         return checked_weights(config.init_checkpoint, variables, fresh_prefixes, table)
     output_dir = Path(config.output_dir)

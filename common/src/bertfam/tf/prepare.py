@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from bertfam.bert_config import BertConfig
+from bertfam.checkpoint_names import has_tf_state
 from bertfam.errors import FlagError
 from bertfam.glue.features import ClassificationFeatures, convert_examples_to_features
 from bertfam.glue.readers import get_processor
@@ -25,7 +26,6 @@ from bertfam.tf.run_config import (
     RunConfig,
     SquadRunConfig,
     check_common,
-    has_checkpoint,
 )
 from bertfam.tokenization import Tokenizer, load_tokenizer
 
@@ -98,7 +98,7 @@ def check_classifier(config: ClassifierRunConfig, model_config: BertConfig) -> N
     )
     if not 0.0 <= config.dropout_before_logits < 1.0:
         raise FlagError(f"--dropout_before_logits={config.dropout_before_logits} must be in [0, 1)")
-    if not config.do_train and not (config.init_checkpoint or has_checkpoint(config.output_dir)):
+    if not config.do_train and not (config.init_checkpoint or has_tf_state(config.output_dir)):
         raise FlagError(
             "--do_eval / --do_predict without --do_train need trained weights: a checkpoint "
             "in --output_dir or --init_checkpoint"

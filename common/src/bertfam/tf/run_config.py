@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
-from bertfam.checkpoint_names import TF_MODEL, StepCheckpoints, has_tf_state
+from bertfam.checkpoint_names import TF_MODEL, StepCheckpoints
 from bertfam.devices import habana_installed
 from bertfam.errors import FlagError
 from bertfam.precision import HABANA_BF16_MODES, load_bf16_config, refuse_habana_mode_off_gaudi
@@ -150,11 +150,6 @@ class ClassifierRunConfig(RunConfig):
     dropout_before_logits: float = 0.1
     # Google's run_classifier leaves the Estimator's default of 5 (run_squad keeps 1).
     keep_checkpoint_max: int = 5
-
-
-def has_checkpoint(output_dir: str) -> bool:
-    """Whether a run has left checkpoints in `output_dir` (without loading TensorFlow)."""
-    return has_tf_state(output_dir)
 
 
 def horovod_installed() -> bool:
