@@ -1,8 +1,8 @@
-"""Test sessions: one per package folder, each in a fresh virtualenv, plus lint.
-
-``nox`` runs every session below that is listed in ``nox.options.sessions``;
-``nox -s common`` runs one. A model folder gets a session of its own: see
-CONTRIBUTING.md, "Adding a model folder".
+"""Test sessions: ``nox`` runs lint and ``tests``, every folder's tests in one virtualenv
+(what CI runs); ``nox -s common`` (or ``tensorflow_bert``, ...) runs one folder's tests in
+a virtualenv of its own, installed from that folder's requirements alone. A model folder
+gets a session of its own and a place in FOLDERS: see CONTRIBUTING.md, "Adding a model
+folder".
 """
 
 from pathlib import Path
@@ -14,15 +14,17 @@ ROOT = Path(__file__).parent
 # uses this pin (a CPU build) unless it installs it through a requirements file that does.
 TORCH = "torch==2.13.0"
 
-nox.options.sessions = [
-    "lint",
-    "common",
-    "tensorflow_bert",
-    "tensorflow_distilbert",
-    "tensorflow_albert",
-    "tensorflow_electra",
-    "pytorch_bert",
-]
+nox.options.sessions = ["lint", "tests"]
+# Every folder with tests. Model folders are three levels down, so the `../../../common`
+# in their requirements files means the same project from any of them.
+FOLDERS = {
+    "common": ROOT / "common",
+    "tensorflow_bert": ROOT / "TensorFlow" / "nlp" / "bert",
+    "tensorflow_distilbert": ROOT / "TensorFlow" / "nlp" / "distilbert",
+    "tensorflow_albert": ROOT / "TensorFlow" / "nlp" / "albert",
+    "tensorflow_electra": ROOT / "TensorFlow" / "nlp" / "electra",
+    "pytorch_bert": ROOT / "PyTorch" / "nlp" / "bert",
+}
 nox.options.error_on_missing_interpreters = True
 
 
@@ -50,16 +52,49 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def tests(session: nox.Session) -> None:
+    """Every folder's tests, in one virtualenv holding every folder's requirements.
+
+    TensorFlow, torch and transformers are installed (and Horovod built) once instead of
+    once per folder: on CI's two cores that was a third of the run. A package missing from
+    one folder's requirements could then hide behind another folder's, so
+    tools/check_requirements.py first checks each folder's files against the imports of
+    its code and tests. A folder whose tests fail does not stop the others.
+    """
+    model_folders = [folder for name, folder in FOLDERS.items() if name != "common"]
+    session.chdir(model_folders[0])  # requirement paths are relative to a model folder
+    requirements = [
+        f"{folder / name}" for folder in model_folders
+        for name in ("requirements.txt", "tests/requirements.txt")
+    ]  # fmt: skip
+    session.install(
+        f"{ROOT / 'common'}[test,tensorflow]", *(f"--requirement={r}" for r in requirements)
+    )
+    install_horovod(session)
+    session.run("python", str(ROOT / "tools" / "check_requirements.py"))
+    failed = []
+    for name, folder in FOLDERS.items():
+        session.chdir(folder)
+        try:
+            run_pytest(session, folder / "tests")
+        except nox.command.CommandFailed:
+            failed.append(name)
+    if failed:
+        session.error(f"tests failed in: {', '.join(failed)}")
+
+
+@nox.session
 def common(session: nox.Session) -> None:
     """The shared package, installed as users get it (not editable), with its tests."""
     session.install(f"{ROOT / 'common'}[test,tensorflow]")
-    run_pytest(session, ROOT / "common" / "tests")
+    session.chdir(FOLDERS["common"])
+    run_pytest(session, FOLDERS["common"] / "tests")
 
 
 def tensorflow_model(session: nox.Session, name: str) -> None:
     """TensorFlow/nlp/<name>, installed from its own requirements files as a user would,
     with Horovod for its multi-worker tests."""
-    folder = ROOT / "TensorFlow" / "nlp" / name
+    folder = FOLDERS[f"tensorflow_{name}"]
     session.chdir(folder)  # requirements.txt paths are relative to the folder
     session.install("-r", "requirements.txt", "-r", "tests/requirements.txt")
     install_horovod(session)
@@ -89,7 +124,7 @@ def tensorflow_electra(session: nox.Session) -> None:
 @nox.session
 def pytorch_bert(session: nox.Session) -> None:
     """PyTorch/nlp/bert, installed from its own requirements files as a user would."""
-    folder = ROOT / "PyTorch" / "nlp" / "bert"
+    folder = FOLDERS["pytorch_bert"]
     session.chdir(folder)
     session.install("-r", "requirements.txt", "-r", "tests/requirements.txt")
     run_pytest(session, folder / "tests")
