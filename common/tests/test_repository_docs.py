@@ -49,6 +49,10 @@ def test_no_file_cites_notes_outside_the_repository():
         except (UnicodeDecodeError, FileNotFoundError):
             continue  # binary, or removed in the working tree
         citing += [f"{path.relative_to(ROOT)}: {n}" for n in OUTSIDE_NOTES if n in text]
+        # Only tests (and their harnesses) read the real-data folder beside a checkout.
+        relative = path.relative_to(ROOT)
+        if "../" + "shared" in text and not {"tests", "testing"} & set(relative.parts):
+            citing.append(f"{relative}: the real-data folder's path")
     assert citing == []
 
 
@@ -66,3 +70,36 @@ def test_production_code_never_imports_the_test_harnesses():
         if re.search(r"^\s*(from|import) bertfam\.testing\b", text, re.M):
             importing.append(str(relative))
     assert importing == []
+
+
+# Settings of third-party libraries whose only interface is the environment. Our own
+# modules never talk to each other through it: what one decides, it passes as a value.
+THIRD_PARTY_SETTINGS = {
+    "TF_CPP_MIN_LOG_LEVEL",  # TensorFlow's log level, read when it loads
+    "TF_BF16_CONVERSION",  # Habana's TensorFlow bf16 pass, read when its module loads
+    "PT_HPU_LAZY_MODE",  # Habana's PyTorch bridge
+    "PT_HPU_LOWER_AS_STRIDED",
+    "HOROVOD_HIERARCHICAL_ALLREDUCE",  # Horovod, read by hvd.init()
+    "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS",
+    "RAYON_NUM_THREADS",  # the tokenizers' thread pool in worker processes
+}
+
+
+def test_code_writes_only_third_party_settings_to_the_environment():
+    written = set()
+    for path in tracked_files():
+        relative = path.relative_to(ROOT)
+        if path.suffix != ".py" or {"tests", "benchmarks", "testing"} & set(relative.parts):
+            continue
+        if path.name == "noxfile.py" or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        pattern = r"os\.environ(?:\[\s*[\"'](\w+)[\"']\s*\]\s*=[^=]|\.setdefault\(\s*[\"'](\w+))"
+        written |= {
+            f"{relative}: {a or b}"
+            for a, b in re.findall(pattern, text)
+            if (a or b) not in THIRD_PARTY_SETTINGS
+        }
+        if re.search(r"os\.(putenv|environ\.update)\b", text):
+            written.add(f"{relative}: os.putenv or os.environ.update")
+    assert written == set()

@@ -25,6 +25,7 @@ from bertfam.checkpoint_names import (
 )
 from bertfam.electra_config import SIZES, ElectraConfig
 from bertfam.errors import FlagError, refuse_given
+from bertfam.launch import detect_launch_env
 from bertfam.pretraining.create import input_files
 from bertfam.tf.run_config import RunConfig
 
@@ -203,17 +204,10 @@ def config_from_flags(args: argparse.Namespace) -> ElectraPretrainingConfig:
         xla=args.xla,
         device="hpu" if args.use_hpu.lower() == "true" else "auto",
         bf16_config_path=str(BF16_CONFIG) if args.hmp else None,
-        use_horovod=launched_processes() > 1,
+        # Several processes under mpirun train data-parallel with Horovod (upstream
+        # imports Horovod and never starts it).
+        use_horovod=detect_launch_env().world_size > 1,
     )
-
-
-def launched_processes() -> int:
-    """How many processes mpirun started (1 outside it): several train data-parallel
-    with Horovod (upstream imports Horovod and never starts it)."""
-    for variable in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
-        if os.environ.get(variable, "").isdigit():
-            return int(os.environ[variable])
-    return 1
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,8 @@ def predict(config: ElectraSquadConfig, model, features, examples):
             lambda ids, mask, segments: model(ids, mask, segments, False), autograph=False
         )
     size, outputs, latencies = config.predict_batch_size, [], []
-    for first in progress(range(0, len(features), size), desc="predict", unit="batch"):
+    batches = range(0, len(features), size)
+    for first in progress(batches, desc="predict", unit="batch", enabled=config.progress_bars):
         window = slice(first, first + size)
         started = time.perf_counter()
         out = step(features.input_ids[window], features.input_mask[window],

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from pretraining_config import BF16_CONFIG, launched_processes
+from pretraining_config import BF16_CONFIG
 
 from bertfam.checkpoint_names import ELECTRA_PHASE1, StepCheckpoints
 from bertfam.checkpoints import HfFolder, resolve_pretrained
 from bertfam.electra_config import ElectraConfig
 from bertfam.errors import FlagError, OneLineParser, refuse_given
+from bertfam.launch import detect_launch_env
 from bertfam.squad.features import SquadFeatures
 from bertfam.tf.run_config import SquadRunConfig
 
@@ -197,8 +198,6 @@ def config_from_flags(args: argparse.Namespace) -> ElectraSquadConfig:
     for flag in counts:
         if getattr(args, flag) < 1:
             raise FlagError(f"--{flag} must be at least 1 (got {getattr(args, flag)})")
-    if args.disable_progress_bar:
-        os.environ["TQDM_DISABLE"] = "1"
     version = "2.0" if args.version_2_with_negative else "1.1"
     folder = resolve_pretrained(args.electra_model, args.cache_dir)
     return ElectraSquadConfig(
@@ -206,6 +205,7 @@ def config_from_flags(args: argparse.Namespace) -> ElectraSquadConfig:
         model_config_file=str(folder.config_file),
         vocab_file=args.vocab_file or str(folder.vocab_file or folder.path / "vocab.txt"),
         init_checkpoint=args.init_checkpoint,
+        progress_bars=not args.disable_progress_bar,
         do_lower_case=args.do_lower_case,
         do_train=args.do_train,
         do_predict=args.do_predict,
@@ -247,7 +247,7 @@ def config_from_flags(args: argparse.Namespace) -> ElectraSquadConfig:
         version=version,
         device="hpu" if args.use_hpu.lower() == "true" else "auto",
         bf16_config_path=str(BF16_CONFIG) if args.hmp else None,
-        use_horovod=launched_processes() > 1,
+        use_horovod=detect_launch_env().world_size > 1,  # under mpirun, as pre-training
     )
 
 

@@ -22,6 +22,7 @@ class TrainingConfig:
     learning_rate: float = 5e-5
     num_train_epochs: float = 3.0
     device: str = "auto"  # auto, hpu, gpu or cpu
+    progress_bars: bool = True  # on the main process; ELECTRA's --disable-progress-bar
 
 
 def require_at_least_one(**counts: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,15 +39,14 @@ def progress(
     enabled: bool = True,
     initial: int = 0,
 ):
-    """A progress bar on stderr for long loops; pass ``enabled=is_main_process``.
-    ``TQDM_DISABLE=1`` (tqdm's own switch; ELECTRA's --disable-progress-bar) hides them all."""
+    """A progress bar on stderr for long loops; pass ``enabled=is_main_process``."""
     return tqdm(
         iterable,
         total=total,
         desc=desc,
         unit=unit,
         initial=initial,
-        disable=not enabled or os.environ.get("TQDM_DISABLE") == "1",
+        disable=not enabled,
         file=sys.stderr,
         dynamic_ncols=True,
         mininterval=1.0,

@@ -53,7 +53,6 @@ def squad_flags(workdir, version="1.1", *extra):
 
 def run(workdir, monkeypatch, capsys, flags):
     monkeypatch.chdir(workdir)
-    monkeypatch.setenv("TQDM_DISABLE", "0")  # --disable-progress-bar sets it: undone after
     run_tf_squad.main(flags)
     return capsys.readouterr().out
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 from bertfam.errors import UserError, exit_on_user_error
@@ -56,9 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise UserError(prep.BOOKS_GONE)
     if corpus != "wiki_only":
         raise UserError(f"corpus {corpus!r}: give wiki_only")
-    os.environ["BERT_PREP_WORKING_DIR"] = work or os.getcwd()
     for line in stages(records, rest):
-        prep.main(line)
+        prep.main(line, work=Path(work or os.getcwd()))
 
 
 if __name__ == "__main__":

@@ -245,7 +245,8 @@ def run_jobs(writer: Callable[[ShardJob], int], jobs, n_processes: int, show_pro
 
 
 @exit_on_user_error
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None, work: Optional[Path] = None) -> None:
+    """bertPrep.py's command line; `work` is the working dir, else $BERT_PREP_WORKING_DIR."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_flags(argv)
     if args.segmentation_method != "blingfire":
@@ -259,7 +260,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise UserError(f"--dataset {WEIGHTS} can only be downloaded")
     if args.n_processes < 1:
         raise UserError(f"--n_processes={args.n_processes}: need at least 1")
-    work = working_dir()
+    work = work or working_dir()
     show_progress = sys.stderr.isatty()
     if args.action == "download":
         download(work, args.dataset, show_progress)

@@ -197,7 +197,7 @@ class Trainer:
             initial=start,
             desc="train",
             unit="step",
-            enabled=self.is_main_process,
+            enabled=self.is_main_process and config.progress_bars,
         )
         saved, received = None, 0
         with bar, StopSignals() as signals:
