@@ -1,6 +1,6 @@
 """SQuAD feature conversion: bertfam vs HuggingFace v4's squad_convert_examples_to_features.
 
-    python benchmarks/squad_features.py [--data ../../shared/data] [--repeats 3]
+    python benchmarks/squad_features.py [--data DIR]  # XQuAD-en and the BERT vocab [--repeats 3]
 
 Converts XQuAD-en (1190 questions, the evaluation path: no answer positions) with the
 BERT uncased vocab at max_seq_length 384, doc_stride 128, max_query_length 64, and

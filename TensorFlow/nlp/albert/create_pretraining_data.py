@@ -1,7 +1,7 @@
 r"""ALBERT pre-training records from text, with google-research/albert's command line.
 
     python create_pretraining_data.py \
-      --input_file=../../../../shared/data/pretraining/sample_text.txt \
+      --input_file=sample_text.txt \
       --output_file=/tmp/albert_examples.tfrecord \
       --spm_model_file=$ALBERT_DIR/30k-clean.model --vocab_file=$ALBERT_DIR/30k-clean.vocab \
       --max_seq_length=128 --max_predictions_per_seq=20 --dupe_factor=5 --ngram=3

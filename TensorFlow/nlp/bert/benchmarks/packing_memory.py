@@ -1,7 +1,7 @@
 r"""Peak memory of pack_pretraining_data_tfrec.py on 1x and 10x an input, and its efficiency.
 
     python benchmarks/packing_memory.py \
-        --vocab_file ../../../../shared/data/bert_uncased/vocab.txt \
+        --vocab_file $BERT_DIR/vocab.txt \
         [--documents 300] [--max_seq_length 256] [--max_predictions_per_seq 40] \
         [--copies 4] [--sequences_per_chunk 2000]
 

@@ -1,7 +1,7 @@
 r"""BERT pre-training records from text, with google-research/bert's command line.
 
     python data_preprocessing/create_pretraining_data.py \
-      --input_file=../../../../shared/data/pretraining/sample_text.txt \
+      --input_file=sample_text.txt \
       --output_file=/tmp/tf_examples.tfrecord --vocab_file=$BERT_DIR/vocab.txt \
       --do_lower_case=True --max_seq_length=128 --max_predictions_per_seq=20 \
       --masked_lm_prob=0.15 --random_seed=12345 --dupe_factor=5
