@@ -41,14 +41,14 @@ def test_xquad_from_minilm_scores_as_the_evaluate_command(shared_data, minilm_di
     xquad = shared_data / "squad" / "xquad.en.json"
     if not xquad.is_file():
         pytest.skip(f"{xquad} not found")
-    # An article of XQuAD to train a handful of steps on, the next eight to predict (about
-    # 200 questions: the whole file would add two minutes to CI for the same check).
+    # An article of XQuAD to train a handful of steps on, the next three to predict (about
+    # 80 questions: the whole file would add minutes to CI for the same check).
     data = json.loads(xquad.read_text())
     version = data.get("version", "1.1")
     train, dev = tmp_path / "train.json", tmp_path / "dev.json"
     train.write_text(json.dumps({"version": version, "data": data["data"][:1]}))
-    dev.write_text(json.dumps({"version": version, "data": data["data"][1:9]}))
-    questions = sum(len(p["qas"]) for a in data["data"][1:9] for p in a["paragraphs"])
+    dev.write_text(json.dumps({"version": version, "data": data["data"][1:4]}))
+    questions = sum(len(p["qas"]) for a in data["data"][1:4] for p in a["paragraphs"])
     output = tmp_path / "out"
     result = run(
         "finetuning/run_squad.py",
@@ -59,7 +59,7 @@ def test_xquad_from_minilm_scores_as_the_evaluate_command(shared_data, minilm_di
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert printed == official_evaluate(dev, output / "predictions_.json")
     nbest = json.loads((output / "nbest_predictions_.json").read_text())
-    assert len(nbest) == questions > 150  # every question answered
+    assert len(nbest) == questions > 50  # every question answered
     hf_keys = dict(
         line.split(" = ") for line in (output / "eval_results.txt").read_text().split("\n") if line
     )
@@ -72,12 +72,12 @@ def test_mrpc_from_minilm(shared_data, minilm_dir, tmp_path):
     if not train_file.is_file():
         pytest.skip(f"{train_file} not found")
     rows = [(e.label, e.text_a, e.text_b) for e in read_msr_paraphrase(train_file)]
-    data = tinydata.write_mrpc(tmp_path / "MRPC", rows[:64], rows[64:128], [])
+    data = tinydata.write_mrpc(tmp_path / "MRPC", rows[:32], rows[32:64], [])
     output = tmp_path / "out"
     result = run(
         "finetuning/run_glue.py", "--model_name_or_path", minilm_dir, "--task_name", "MRPC",
         "--do_train", "--do_eval", "--data_dir", data, "--max_seq_length", "128",
-        "--per_device_train_batch_size", "16", "--learning_rate", "2e-5", "--max_steps", "4",
+        "--per_device_train_batch_size", "8", "--learning_rate", "2e-5", "--max_steps", "4",
         "--output_dir", output, "--logging_steps", "1", "--save_steps", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,7 +89,7 @@ def test_mrpc_from_minilm(shared_data, minilm_dir, tmp_path):
 
     model = BertForSequenceClassification.from_pretrained(output).eval()
     tokenizer = BertTokenizer.from_pretrained(output)
-    dev = rows[64:128]
+    dev = rows[32:64]
     encoded = tokenizer(
         [a for _, a, _ in dev], [b for _, _, b in dev], padding="max_length",
         truncation="longest_first", max_length=128, return_tensors="pt",
@@ -98,7 +98,7 @@ def test_mrpc_from_minilm(shared_data, minilm_dir, tmp_path):
         logits = model(**encoded).logits.numpy()
     labels = np.array([int(label) for label, _, _ in dev])
     assert float(results["eval_acc"]) == pytest.approx((logits.argmax(1) == labels).mean())
-    assert float(results["epoch"]) == pytest.approx(4 / (64 // 16))
+    assert float(results["epoch"]) == pytest.approx(4 / (32 // 8))
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
 
