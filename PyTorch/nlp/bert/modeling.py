@@ -317,30 +317,3 @@ class BertForPreTraining(BertPreTrainedModel):
             index = masked_positions[..., None].expand(-1, -1, sequence_output.shape[-1])
             sequence_output = sequence_output.gather(1, index)
         return self.cls.predictions(sequence_output), self.cls.seq_relationship(pooled)
-
-
-def pretraining_losses(
-    mlm_logits, mlm_labels, nsp_logits, nsp_labels
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Summed (not averaged) masked-LM and next-sentence cross-entropies: labels -1 are
-    not predictions. The caller divides by its counts, so that micro-batches and workers
-    add up to the loss of the whole batch."""
-    mlm = F.cross_entropy(
-        mlm_logits.reshape(-1, mlm_logits.shape[-1]).float(),
-        mlm_labels.reshape(-1),
-        ignore_index=-1,
-        reduction="sum",
-    )
-    nsp = F.cross_entropy(nsp_logits.float(), nsp_labels.reshape(-1), reduction="sum")
-    return mlm, nsp
-
-
-def span_loss(start_logits, end_logits, start_positions, end_positions) -> torch.Tensor:
-    """HuggingFace's (and Google's) SQuAD loss: the mean of start and end cross-entropies,
-    positions outside the sequence clamped and ignored."""
-    length = start_logits.shape[1]
-    start_positions = start_positions.clamp(0, length)
-    end_positions = end_positions.clamp(0, length)
-    start = F.cross_entropy(start_logits, start_positions, ignore_index=length)
-    end = F.cross_entropy(end_logits, end_positions, ignore_index=length)
-    return (start + end) / 2

@@ -235,8 +235,8 @@ def run_classifier_v1(
 
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
-    from bertfam.tf.classifier import classification_loss
     from bertfam.tf.flow import plot_training, start_run, starting_weights, train
+    from bertfam.tf.losses import classification_loss
     from bertfam.tf.optimization import adamw, google_lamb
 
     run = start_run(config, prepared.model_config)

@@ -204,7 +204,8 @@ def run_squad_v1(config: SquadV1RunConfig, prepared: PreparedSquad, recipe: Mode
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
     from bertfam.tf.flow import plot_training, start_run, starting_weights, train
-    from bertfam.tf.squad import TRAINING_ARRAYS, span_loss
+    from bertfam.tf.losses import span_loss
+    from bertfam.tf.squad import TRAINING_ARRAYS
 
     run = start_run(config, prepared.model_config)
     model = recipe.squad_model(run.model_config, run.precision)

@@ -115,11 +115,11 @@ def fine_tune(config, run, model, variables, features, run_log, dllog, after_epo
     """Train epoch by epoch, calling `after_epoch(epoch, last)` after each; returns the
     last epoch's training throughput (sequences a second, all workers)."""
     from layerwise_decay import rate_multipliers
-    from squad_loss import joint_loss
 
     from bertfam.tf.flow import ready_trainer, worker_batches
+    from bertfam.tf.losses import joint_loss, span_loss
     from bertfam.tf.optimization import adamw
-    from bertfam.tf.squad import TRAINING_ARRAYS, span_loss
+    from bertfam.tf.squad import TRAINING_ARRAYS
 
     workers = run.workers
     layers = run.model_config.num_hidden_layers

@@ -57,6 +57,7 @@ from bertfam.torch.finetune import (  # noqa: E402
     make_clipper,
     make_optimizer,
 )
+from bertfam.torch.losses import span_loss  # noqa: E402
 
 CONFIGS = ("tiny", "minilm", "base")  # of harness.SHAPES
 
@@ -96,7 +97,7 @@ def ours(config: BertConfig, data: dict, device: torch.device, bf16: bool, graph
 
     def loss(network, batch):
         start, end = network(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        return modeling.span_loss(start, end, batch["start_positions"], batch["end_positions"])
+        return span_loss(start, end, batch["start_positions"], batch["end_positions"])
 
     trainer = Trainer(run, model, loss, SavedModel(config, "", "BertForQuestionAnswering"))
     optimizer = make_optimizer(model, run)

@@ -59,6 +59,7 @@ from bertfam.precision import read_op_list  # noqa: E402
 from bertfam.testing.hmp_reference import ReferenceOpListPrecision  # noqa: E402
 from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
 from bertfam.torch.hmp import OpListPrecision, op_name  # noqa: E402
+from bertfam.torch.losses import span_loss  # noqa: E402
 
 CONFIGS = ("dispatch", "minilm", "base", "large")  # of harness.SHAPES
 LISTS = {
@@ -156,7 +157,7 @@ def span_loss_of(args: argparse.Namespace, device: torch.device):
 
     def loss():
         start, end = model(ids)
-        return modeling.span_loss(start, end, starts, ends)
+        return span_loss(start, end, starts, ends)
 
     return model, loss
 

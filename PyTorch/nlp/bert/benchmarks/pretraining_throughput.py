@@ -54,6 +54,7 @@ from bertfam.launch import detect_launch_env  # noqa: E402
 from bertfam.precision import read_op_list  # noqa: E402
 from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
 from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb  # noqa: E402
+from bertfam.torch.losses import pretraining_losses  # noqa: E402
 from bertfam.torch.pretraining import Pretrainer  # noqa: E402
 from bertfam.torch.pretraining_args import PretrainingConfig  # noqa: E402
 from bertfam.torch.start import Run  # noqa: E402
@@ -83,9 +84,7 @@ def losses(model, batch):
         batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
         masked_positions=batch["masked_positions"],
     )  # fmt: skip
-    return modeling.pretraining_losses(
-        mlm, batch["masked_labels"], nsp, batch["next_sentence_labels"]
-    )
+    return pretraining_losses(mlm, batch["masked_labels"], nsp, batch["next_sentence_labels"])
 
 
 def ours(

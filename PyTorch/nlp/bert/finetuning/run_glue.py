@@ -113,11 +113,11 @@ def main(argv=None) -> None:
     files, labels, train, dev, test = prepare(config)
 
     import modeling
-    import torch.nn.functional as F
 
     from bertfam.runlog import RunLog
     from bertfam.torch.checkpoint import SavedModel, load_pretrained
     from bertfam.torch.finetune import Trainer
+    from bertfam.torch.losses import classification_loss
     from bertfam.torch.start import built_from_seed, plot_training, start_run
 
     model = built_from_seed(
@@ -140,7 +140,7 @@ def main(argv=None) -> None:
 
     def loss(network, batch):
         logits = network(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        return F.cross_entropy(logits.float(), batch["labels"])
+        return classification_loss(logits, batch["labels"])
 
     trainer = Trainer(run, model, loss, saved)
     output_dir = Path(config.output_dir)

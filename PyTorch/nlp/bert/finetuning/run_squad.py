@@ -142,6 +142,7 @@ def main(argv=None) -> None:
     from bertfam.runlog import RunLog
     from bertfam.torch.checkpoint import SavedModel, load_pretrained
     from bertfam.torch.finetune import Trainer
+    from bertfam.torch.losses import span_loss
     from bertfam.torch.start import built_from_seed, plot_training, start_run
 
     model = built_from_seed(
@@ -156,7 +157,7 @@ def main(argv=None) -> None:
 
     def loss(network, batch):
         start, end = network(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        return modeling.span_loss(start, end, batch["start_positions"], batch["end_positions"])
+        return span_loss(start, end, batch["start_positions"], batch["end_positions"])
 
     trainer = Trainer(run, model, loss, saved)
     output_dir = Path(config.output_dir)

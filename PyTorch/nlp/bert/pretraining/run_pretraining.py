@@ -62,7 +62,7 @@ def starting_weights(config: PretrainingConfig, start):
 
 
 def losses(model, batch):
-    import modeling
+    from bertfam.torch.losses import pretraining_losses
 
     mlm, nsp = model(
         batch["input_ids"],
@@ -70,9 +70,7 @@ def losses(model, batch):
         batch["token_type_ids"],
         masked_positions=batch["masked_positions"],
     )
-    return modeling.pretraining_losses(
-        mlm, batch["masked_labels"], nsp, batch["next_sentence_labels"]
-    )
+    return pretraining_losses(mlm, batch["masked_labels"], nsp, batch["next_sentence_labels"])
 
 
 def main(argv=None) -> None:

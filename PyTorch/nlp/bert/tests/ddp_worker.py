@@ -19,6 +19,7 @@ import modeling  # noqa: E402
 from bertfam import tinydata  # noqa: E402
 from bertfam.launch import detect_launch_env  # noqa: E402
 from bertfam.torch.distributed import init_distributed, shutdown  # noqa: E402
+from bertfam.torch.losses import span_loss  # noqa: E402
 
 STEPS = 4
 
@@ -44,7 +45,7 @@ def main() -> tuple:
         ends = torch.randint(0, 16, (global_batch,), generator=generator)
         rows = slice(launch.rank * per_rank, (launch.rank + 1) * per_rank)
         start, end = model(ids[rows])
-        loss = modeling.span_loss(start, end, starts[rows], ends[rows])
+        loss = span_loss(start, end, starts[rows], ends[rows])
         optimizer.zero_grad()
         loss.backward()  # DDP averages the gradients over ranks
         optimizer.step()

@@ -20,6 +20,7 @@ from bertfam.torch.checkpoint import (
     save_checkpoint,
     save_pretrained,
 )
+from bertfam.torch.losses import span_loss
 
 
 def training_state(tmp_path, save_total_limit=None):
@@ -30,7 +31,7 @@ def training_state(tmp_path, save_total_limit=None):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / 10)
     start, end = model(torch.randint(1, 50, (2, 8)))
-    modeling.span_loss(start, end, torch.tensor([1, 2]), torch.tensor([2, 3])).backward()
+    span_loss(start, end, torch.tensor([1, 2]), torch.tensor([2, 3])).backward()
     optimizer.step()
     scheduler.step()
     saved = SavedModel(

@@ -19,6 +19,7 @@ from bertfam.testing.hmp_reference import ReferenceOpListPrecision
 from bertfam.torch import autocast_lists, hmp
 from bertfam.torch.autocast_lists import AutocastOpLists, NotCarried, op_list_precision
 from bertfam.torch.hmp import OpListError, OpListPrecision, op_name, read_op_list
+from bertfam.torch.losses import pretraining_losses, span_loss
 
 FOLDER = Path(__file__).resolve().parents[1]
 OP_LISTS = FOLDER / "bf16_config"
@@ -79,7 +80,7 @@ def train_tiny(precision):
     for _ in range(40):
         with precision:
             start, end = model(ids)
-            loss = modeling.span_loss(start, end, starts, ends)
+            loss = span_loss(start, end, starts, ends)
         dtypes.add((start.dtype, loss.dtype))
         optimizer.zero_grad()
         loss.backward()
@@ -225,7 +226,7 @@ def training_step(kind: str) -> tuple:
 
         def loss():
             start, end = model(ids, mask, types)
-            return modeling.span_loss(start, end, starts, ends)
+            return span_loss(start, end, starts, ends)
 
     else:  # run_pretraining.py's step: the masked-LM head on 3 positions a row
         model = modeling.BertForPreTraining(config)
@@ -235,7 +236,7 @@ def training_step(kind: str) -> tuple:
 
         def loss():
             mlm, nsp = model(ids, mask, types, masked_positions=positions)
-            mlm_sum, nsp_sum = modeling.pretraining_losses(mlm, labels, nsp, next_sentence)
+            mlm_sum, nsp_sum = pretraining_losses(mlm, labels, nsp, next_sentence)
             return mlm_sum / 9 + nsp_sum / 4
 
     return model.train(), loss

@@ -17,6 +17,7 @@ from bertfam import tinydata
 from bertfam.bert_config import BertConfig
 from bertfam.checkpoints import CheckpointError
 from bertfam.torch.checkpoint import load_pretrained, load_weights, save_pretrained
+from bertfam.torch.losses import pretraining_losses, span_loss
 
 TINY = tinydata.PARITY_SHAPES
 
@@ -118,7 +119,7 @@ def test_pretraining_heads_and_losses_match_huggingface(tmp_path, safetensors):
         )  # fmt: skip
         mlm, nsp = ours(ids, mask, segments)
         gathered, _ = ours(ids, mask, segments, masked_positions=positions)
-        mlm_sum, nsp_sum = modeling.pretraining_losses(gathered, picked, nsp, nsp_labels)
+        mlm_sum, nsp_sum = pretraining_losses(gathered, picked, nsp, nsp_labels)
     torch.testing.assert_close(mlm, reference.prediction_logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(nsp, reference.seq_relationship_logits, atol=1e-5, rtol=0)
     expected = reference.prediction_logits.gather(
@@ -176,7 +177,7 @@ def test_one_adamw_step_gives_the_same_parameters(tmp_path):
         start_positions=starts,
         end_positions=ends,
     ).loss.backward()
-    modeling.span_loss(*ours(ids, mask, segments), starts, ends).backward()
+    span_loss(*ours(ids, mask, segments), starts, ends).backward()
     hf_optimizer.step()
     our_optimizer.step()
     theirs = dict(hf.named_parameters())

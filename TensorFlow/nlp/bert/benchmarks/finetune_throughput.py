@@ -219,10 +219,9 @@ class OursRunner:
 
         from bertfam.tf.checkpoint import variables_by_name
         from bertfam.tf.device import bf16_policy, select_device
+        from bertfam.tf.losses import pretraining_losses, span_loss
         from bertfam.tf.optimization import adamw, lamb
-        from bertfam.tf.pretraining_heads import pretraining_losses
         from bertfam.tf.run_config import RunConfig
-        from bertfam.tf.squad import span_loss
         from bertfam.tf.training import Trainer
 
         # modeling.py as `python run_squad.py` imports it, from the model folder.

@@ -14,7 +14,7 @@ import tensorflow as tf
 from bertfam import tinydata as tiny
 from bertfam.precision import load_bf16_config, parse_bf16_config
 from bertfam.tf.bf16 import FP32, Bf16Policy
-from bertfam.tf.squad import span_loss
+from bertfam.tf.losses import span_loss
 
 FOLDER = Path(__file__).resolve().parents[1]
 BERT_JSON = FOLDER / "bf16_config" / "bert.json"
@@ -166,7 +166,7 @@ def test_the_upstream_json_covers_the_pretraining_heads():
 
     @tf.function
     def loss(ids, mask, segments, positions, mlm_ids, weights, labels):
-        from bertfam.tf.pretraining_heads import pretraining_losses
+        from bertfam.tf.losses import pretraining_losses
 
         mlm, nsp = model(ids, mask, segments, positions, training=True)
         batch = {

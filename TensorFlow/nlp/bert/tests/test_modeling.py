@@ -22,7 +22,7 @@ from bertfam.tf.checkpoint import (
     save_name_based_checkpoint,
     variables_by_name,
 )
-from bertfam.tf.pretraining_heads import pretraining_losses
+from bertfam.tf.losses import pretraining_losses
 
 TINY = tinydata.PARITY_SHAPES
 

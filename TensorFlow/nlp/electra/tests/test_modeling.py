@@ -144,7 +144,8 @@ def test_answer_mask_leaves_context_and_cls_open():
 
 def test_joint_head_matches_huggingface_xlnet_head():
     import tensorflow as tf
-    from squad_loss import joint_loss
+
+    from bertfam.tf.losses import joint_loss
 
     tf.random.set_seed(3)
     config = ElectraConfig.from_dict(TINY)

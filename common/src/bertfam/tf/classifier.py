@@ -34,6 +34,7 @@ from bertfam.runlog import RunLog, progress
 from bertfam.tf.checkpoint import variables_by_name
 from bertfam.tf.distributed import Workers
 from bertfam.tf.flow import plot_training, start_run, starting_weights, train
+from bertfam.tf.losses import classification_loss
 from bertfam.tf.prepare import PreparedClassifier
 from bertfam.tf.recipe import ModelRecipe
 from bertfam.tf.run_config import ClassifierRunConfig
@@ -43,11 +44,6 @@ log = logging.getLogger(__name__)
 HEAD_PREFIXES = ("output_weights", "output_bias")  # Google's top-level classifier head
 EVAL_RESULTS_FILE = "eval_results.txt"
 TEST_RESULTS_FILE = "test_results.tsv"
-
-
-def classification_loss(logits: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
-    """Google's classifier loss: the mean over the batch of the softmax cross-entropy."""
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(label_ids, logits))
 
 
 def _inputs(arrays):

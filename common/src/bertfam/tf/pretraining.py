@@ -289,7 +289,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     from bertfam.runlog import RunLog
     from bertfam.tf.checkpoint import variables_by_name
     from bertfam.tf.flow import own_rows, plot_training, ready_trainer, start_run, starting_weights
-    from bertfam.tf.pretraining_heads import eval_sums, pretraining_losses
+    from bertfam.tf.losses import eval_sums, pretraining_losses
     from bertfam.tf.pretraining_records import masking_records, pretraining_dataset
 
     run = start_run(config, prepared.model_config)
@@ -412,7 +412,7 @@ def _evaluate(config, files, logits, eval_sums, step: int, records=None) -> Dict
     `records`: (spec, per_record) when the masks are made as records are read."""
     import tensorflow as tf
 
-    from bertfam.tf.pretraining_heads import pretraining_losses
+    from bertfam.tf.losses import pretraining_losses
     from bertfam.tf.pretraining_records import pretraining_dataset
 
     spec, per_record = records or (None, None)

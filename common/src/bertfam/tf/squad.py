@@ -37,18 +37,12 @@ from bertfam.squad.postprocess import write_predictions
 from bertfam.tf.checkpoint import variables_by_name
 from bertfam.tf.distributed import Workers
 from bertfam.tf.flow import plot_training, start_run, starting_weights, train
+from bertfam.tf.losses import span_loss
 from bertfam.tf.prepare import PreparedSquad
 from bertfam.tf.recipe import ModelRecipe
 from bertfam.tf.run_config import SHUFFLE_SEED, SquadRunConfig
 
 log = logging.getLogger(__name__)
-
-
-def span_loss(start_logits, end_logits, start_positions, end_positions) -> tf.Tensor:
-    """Google's SQuAD loss: the mean of the start and end cross-entropies."""
-    start = tf.nn.sparse_softmax_cross_entropy_with_logits(start_positions, start_logits)
-    end = tf.nn.sparse_softmax_cross_entropy_with_logits(end_positions, end_logits)
-    return (tf.reduce_mean(start) + tf.reduce_mean(end)) / 2.0
 
 
 def _inputs(batch):
