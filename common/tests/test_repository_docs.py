@@ -59,17 +59,24 @@ def test_no_file_cites_notes_outside_the_repository():
 def test_production_code_never_imports_the_test_harnesses():
     """`bertfam.testing` (fixtures, harnesses that patch the training loop, reference
     implementations) is for tests and benchmarks only."""
-    importing = []
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in production_python_files()
+        if re.search(
+            r"^\s*(from|import) bertfam\.testing\b", path.read_text(encoding="utf-8"), re.M
+        )
+    ]
+    assert importing == []
+
+
+def production_python_files():
+    """Tracked Python files outside tests, benchmarks, the test harnesses and nox."""
     for path in tracked_files():
         relative = path.relative_to(ROOT)
         if path.suffix != ".py" or {"tests", "benchmarks", "testing"} & set(relative.parts):
             continue
-        if path.name == "noxfile.py" or not path.is_file():
-            continue
-        text = path.read_text(encoding="utf-8")
-        if re.search(r"^\s*(from|import) bertfam\.testing\b", text, re.M):
-            importing.append(str(relative))
-    assert importing == []
+        if path.name != "noxfile.py" and path.is_file():
+            yield path
 
 
 # Settings of third-party libraries whose only interface is the environment. Our own
@@ -87,12 +94,8 @@ THIRD_PARTY_SETTINGS = {
 
 def test_code_writes_only_third_party_settings_to_the_environment():
     written = set()
-    for path in tracked_files():
+    for path in production_python_files():
         relative = path.relative_to(ROOT)
-        if path.suffix != ".py" or {"tests", "benchmarks", "testing"} & set(relative.parts):
-            continue
-        if path.name == "noxfile.py" or not path.is_file():
-            continue
         text = path.read_text(encoding="utf-8")
         pattern = r"os\.environ(?:\[\s*[\"'](\w+)[\"']\s*\]\s*=[^=]|\.setdefault\(\s*[\"'](\w+))"
         written |= {

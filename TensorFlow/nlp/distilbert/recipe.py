@@ -7,19 +7,12 @@ epochs by default, and the AdamW constants Habana tuned for DistilBERT.
 
 from bertfam.checkpoints import DISTILBERT_TABLE
 from bertfam.distilbert_config import DistilBertConfig
-from bertfam.tf.recipe import ModelRecipe
-
-
-def squad_model(model_config, precision):
-    import modeling
-
-    return modeling.DistilBertForQuestionAnswering(model_config, precision)
-
+from bertfam.tf.recipe import ModelRecipe, network
 
 RECIPE = ModelRecipe(
     "distilbert_config_file",
     DistilBertConfig.from_json_file,
-    squad_model=squad_model,
+    squad_model=network("DistilBertForQuestionAnswering"),
     checkpoint_table=DISTILBERT_TABLE,
     defaults={"num_train_epochs": 2.0},
     # Habana's AdamW for DistilBERT: no weight decay, beta1 0.8, beta2 0.95 (epsilon 1e-6).

@@ -5,17 +5,20 @@ for each task and the table its HuggingFace checkpoints are read with. The task 
 points (`bertfam.tf.scripts`) take a recipe and do the rest, so a model's
 ``run_squad.py`` is a few lines:
 
-    SCRIPT = squad_script(ModelRecipe("bert_config_file", squad_model=squad_model))
+    RECIPE = ModelRecipe("bert_config_file", squad_model=network("BertForQuestionAnswering"))
+    SCRIPT = squad_script(RECIPE)
     if __name__ == "__main__":
         SCRIPT.run()
 
-Building a network imports TensorFlow, so the builders import the folder's
-``modeling.py`` when called: every input is checked first, and bad input costs a second.
-This module imports neither TensorFlow nor the model folder.
+Building a network imports TensorFlow, so `network` names a class of the folder's
+``modeling.py`` that is imported when the network is built: every input is checked
+first, and bad input costs a second. This module imports neither TensorFlow nor the
+model folder.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -50,3 +53,15 @@ class ModelRecipe:
     checkpoint_table: NameTable = BERT_TABLE
     defaults: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
+
+
+def network(class_name: str, module: str = "modeling") -> Callable:
+    """A builder for the recipe: the model folder's ``modeling.<class_name>``, imported
+    (with TensorFlow) only when the flow builds the network, called with the flow's
+    arguments."""
+
+    def build(*args, **kwargs):
+        return getattr(importlib.import_module(module), class_name)(*args, **kwargs)
+
+    build.__qualname__ = f"{module}.{class_name}"
+    return build
