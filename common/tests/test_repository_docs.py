@@ -106,3 +106,13 @@ def test_code_writes_only_third_party_settings_to_the_environment():
         if re.search(r"os\.(putenv|environ\.update)\b", text):
             written.add(f"{relative}: os.putenv or os.environ.update")
     assert written == set()
+
+
+def test_no_production_file_edits_sys_path():
+    """Model folders' scripts load their folder's modules with bertfam.folder_modules."""
+    editing = [
+        str(path.relative_to(ROOT))
+        for path in production_python_files()
+        if re.search(r"sys\.path\.(insert|append)\(", path.read_text(encoding="utf-8"))
+    ]
+    assert editing == []

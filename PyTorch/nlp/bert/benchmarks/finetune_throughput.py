@@ -32,32 +32,32 @@ import sys
 from pathlib import Path
 
 import torch
-
-FOLDER = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(FOLDER))
-
-import modeling  # noqa: E402
-from harness import (  # noqa: E402
+from harness import (
     benchmark_config,
     median_rates,
     profile_steps,
     use_cuda_graphs,
 )
 
-from bertfam.bert_config import BertConfig  # noqa: E402
-from bertfam.launch import detect_launch_env  # noqa: E402
-from bertfam.precision import read_op_list  # noqa: E402
-from bertfam.torch.args import FinetuneConfig  # noqa: E402
-from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
-from bertfam.torch.checkpoint import SavedModel  # noqa: E402
-from bertfam.torch.finetune import (  # noqa: E402
+from bertfam.bert_config import BertConfig
+from bertfam.folder_modules import folder_module
+from bertfam.launch import detect_launch_env
+from bertfam.precision import read_op_list
+from bertfam.torch.args import FinetuneConfig
+from bertfam.torch.autocast_lists import op_list_precision
+from bertfam.torch.checkpoint import SavedModel
+from bertfam.torch.finetune import (
     Run,
     Trainer,
     linear_schedule,
     make_clipper,
     make_optimizer,
 )
-from bertfam.torch.losses import span_loss  # noqa: E402
+from bertfam.torch.losses import span_loss
+
+FOLDER = Path(__file__).resolve().parents[1]
+
+modeling = folder_module(FOLDER, "modeling")
 
 CONFIGS = ("tiny", "minilm", "base")  # of harness.SHAPES
 

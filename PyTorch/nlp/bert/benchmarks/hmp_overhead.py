@@ -42,24 +42,23 @@ import argparse
 import collections
 import contextlib
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+from harness import benchmark_config
 from torch.overrides import TorchFunctionMode
 
+from bertfam.folder_modules import folder_module
+from bertfam.precision import read_op_list
+from bertfam.testing.hmp_reference import ReferenceOpListPrecision
+from bertfam.torch.autocast_lists import op_list_precision
+from bertfam.torch.hmp import OpListPrecision, op_name
+from bertfam.torch.losses import span_loss
+
 FOLDER = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(FOLDER))
 
-import modeling  # noqa: E402
-from harness import benchmark_config  # noqa: E402
-
-from bertfam.precision import read_op_list  # noqa: E402
-from bertfam.testing.hmp_reference import ReferenceOpListPrecision  # noqa: E402
-from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
-from bertfam.torch.hmp import OpListPrecision, op_name  # noqa: E402
-from bertfam.torch.losses import span_loss  # noqa: E402
+modeling = folder_module(FOLDER, "modeling")
 
 CONFIGS = ("dispatch", "minilm", "base", "large")  # of harness.SHAPES
 LISTS = {

@@ -37,30 +37,30 @@ import sys
 from pathlib import Path
 
 import torch
-
-FOLDER = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(FOLDER))
-
-import modeling  # noqa: E402
-from harness import (  # noqa: E402
+from harness import (
     benchmark_config,
     median_rates,
     profile_steps,
     use_cuda_graphs,
 )
 
-from bertfam.bert_config import BertConfig  # noqa: E402
-from bertfam.launch import detect_launch_env  # noqa: E402
-from bertfam.precision import read_op_list  # noqa: E402
-from bertfam.torch.autocast_lists import op_list_precision  # noqa: E402
-from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb  # noqa: E402
-from bertfam.torch.losses import pretraining_losses  # noqa: E402
-from bertfam.torch.pretraining import Pretrainer  # noqa: E402
-from bertfam.torch.pretraining_args import PretrainingConfig  # noqa: E402
-from bertfam.torch.start import Run  # noqa: E402
+from bertfam.bert_config import BertConfig
+from bertfam.folder_modules import folder_module
+from bertfam.launch import detect_launch_env
+from bertfam.precision import read_op_list
+from bertfam.torch.autocast_lists import op_list_precision
+from bertfam.torch.lamb import PolyWarmUpScheduler, make_lamb
+from bertfam.torch.losses import pretraining_losses
+from bertfam.torch.pretraining import Pretrainer
+from bertfam.torch.pretraining_args import PretrainingConfig
+from bertfam.torch.start import Run
+
+FOLDER = Path(__file__).resolve().parents[1]
+OP_LISTS = FOLDER / "bf16_config"
+
+modeling = folder_module(FOLDER, "modeling")
 
 CONFIGS = ("tiny", "base", "large")  # of harness.SHAPES
-OP_LISTS = FOLDER / "bf16_config"
 
 
 def arrays(config: BertConfig, size: int, length: int, predictions: int) -> dict:

@@ -15,27 +15,26 @@ the trained model.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
-OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
-sys.path.insert(0, str(FOLDER))
-
-from bertfam.errors import FlagError, OneLineParser, exit_on_user_error  # noqa: E402
-from bertfam.glue.features import convert_examples_to_features  # noqa: E402
-from bertfam.glue.readers import get_processor  # noqa: E402
-from bertfam.tokenization import load_tokenizer  # noqa: E402
-from bertfam.torch.args import (  # noqa: E402
+from bertfam.errors import FlagError, OneLineParser, exit_on_user_error
+from bertfam.folder_modules import folder_module
+from bertfam.glue.features import convert_examples_to_features
+from bertfam.glue.readers import get_processor
+from bertfam.tokenization import load_tokenizer
+from bertfam.torch.args import (
     FinetuneConfig,
     add_finetune_flags,
     configure_logging,
     finetune_config,
     switch,
 )
-from bertfam.torch.checkpoint import saved_do_lower_case  # noqa: E402
-from bertfam.torch.model_files import locate_model  # noqa: E402
+from bertfam.torch.checkpoint import saved_do_lower_case
+from bertfam.torch.model_files import locate_model
+
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
+OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
 
 log = logging.getLogger("run_glue")
 
@@ -112,7 +111,7 @@ def main(argv=None) -> None:
     config = parse_flags(argv)
     files, labels, train, dev, test = prepare(config)
 
-    import modeling
+    modeling = folder_module(FOLDER, "modeling")
 
     from bertfam.runlog import RunLog
     from bertfam.torch.checkpoint import SavedModel, load_pretrained

@@ -18,27 +18,26 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
-OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
-sys.path.insert(0, str(FOLDER))
-
-from bertfam.errors import FlagError, OneLineParser, exit_on_user_error  # noqa: E402
-from bertfam.squad.data import read_squad_examples  # noqa: E402
-from bertfam.squad.options import SquadOptions  # noqa: E402
-from bertfam.tokenization import load_tokenizer  # noqa: E402
-from bertfam.torch.args import (  # noqa: E402
+from bertfam.errors import FlagError, OneLineParser, exit_on_user_error
+from bertfam.folder_modules import folder_module
+from bertfam.squad.data import read_squad_examples
+from bertfam.squad.options import SquadOptions
+from bertfam.tokenization import load_tokenizer
+from bertfam.torch.args import (
     FinetuneConfig,
     add_finetune_flags,
     configure_logging,
     finetune_config,
     switch,
 )
-from bertfam.torch.model_files import locate_model  # noqa: E402
+from bertfam.torch.model_files import locate_model
+
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
+OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
 
 log = logging.getLogger("run_squad")
 PREFIX = ""  # HF v3.0.2 names its files with an empty prefix: predictions_.json
@@ -137,7 +136,7 @@ def main(argv=None) -> None:
     config = parse_flags(argv)
     files, train, dev = prepare(config)
 
-    import modeling
+    modeling = folder_module(FOLDER, "modeling")
 
     from bertfam.runlog import RunLog
     from bertfam.torch.checkpoint import SavedModel, load_pretrained

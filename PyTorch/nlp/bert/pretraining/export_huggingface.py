@@ -16,14 +16,13 @@ to a multiple of 8 are dropped again, so the config's ``vocab_size`` is the voca
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
-sys.path.insert(0, str(FOLDER))
+from bertfam.errors import OneLineParser, UserError, exit_on_user_error, require_file
+from bertfam.folder_modules import folder_module
+from bertfam.torch.args import configure_logging
 
-from bertfam.errors import OneLineParser, UserError, exit_on_user_error, require_file  # noqa: E402
-from bertfam.torch.args import configure_logging  # noqa: E402
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
 
 log = logging.getLogger("export_huggingface")
 
@@ -46,7 +45,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     configure_logging()
 
-    import modeling
+    modeling = folder_module(FOLDER, "modeling")
 
     from bertfam.bert_config import BertConfig
     from bertfam.checkpoints import read_hf_weights

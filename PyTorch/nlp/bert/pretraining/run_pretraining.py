@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from pathlib import Path
 
-FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
-OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
-sys.path.insert(0, str(FOLDER))
-
-from bertfam.errors import OneLineParser, exit_on_user_error  # noqa: E402
-from bertfam.torch.args import configure_logging  # noqa: E402
-from bertfam.torch.pretraining_args import (  # noqa: E402
+from bertfam.errors import OneLineParser, exit_on_user_error
+from bertfam.folder_modules import folder_module
+from bertfam.torch.args import configure_logging
+from bertfam.torch.pretraining_args import (
     PretrainingConfig,
     add_pretraining_flags,
     pretraining_config,
 )
+
+FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
+OP_LISTS = FOLDER / "bf16_config"  # Habana's HMP op lists: --hmp's defaults
 
 log = logging.getLogger("run_pretraining")
 
@@ -77,7 +76,7 @@ def main(argv=None) -> None:
     config = parse_flags(argv)
     configure_logging()
 
-    import modeling
+    modeling = folder_module(FOLDER, "modeling")
 
     from bertfam.bert_config import BertConfig
     from bertfam.dllogger import DlLogger

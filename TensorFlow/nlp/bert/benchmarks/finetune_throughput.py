@@ -50,7 +50,6 @@ their inputs), parameters, gradients and AdamW in fp32. The two recipes are alik
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import multiprocessing
 import os
@@ -68,6 +67,7 @@ import numpy as np
 
 from bertfam.bert_config import BertConfig
 from bertfam.errors import UserError, exit_on_user_error
+from bertfam.folder_modules import folder_module
 
 BERT_FOLDER = Path(__file__).resolve().parents[1]  # modeling.py lives here
 BF16_JSON = BERT_FOLDER / "bf16_config" / "bert.json"
@@ -224,9 +224,7 @@ class OursRunner:
         from bertfam.tf.run_config import RunConfig
         from bertfam.tf.training import Trainer
 
-        # modeling.py as `python run_squad.py` imports it, from the model folder.
-        sys.path.insert(0, str(BERT_FOLDER))
-        modeling = importlib.import_module("modeling")
+        modeling = folder_module(BERT_FOLDER, "modeling")
         self.tf = tf
         bf16 = str(BF16_JSON) if settings.bf16 else None
         device = select_device(settings.device, bf16)  # hides the GPU for --device cpu

@@ -33,22 +33,15 @@ from typing import List, Optional
 
 from bertfam.atomic import atomic_directory
 from bertfam.errors import UserError, exit_on_user_error
+from bertfam.folder_modules import folder_module
 
 
 def glue_downloader():
-    """The download_glue_data module that sits beside this file.
-
-    Running this file as a script puts its folder on sys.path, so the plain import works;
-    importing it some other way (tests, the TensorFlow.nlp.bert namespace of upstream's
-    PYTHONPATH) does not, so the folder is added when missing. The two scripts share the
-    folder, not a package: there is no __init__.py, as upstream.
-    """
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import download_glue_data
-
-    return download_glue_data
+    """The download_glue_data module that sits beside this file, whether this file runs as
+    a script or is imported some other way (tests, the TensorFlow.nlp.bert namespace of
+    upstream's PYTHONPATH). The two scripts share the folder, not a package: there is no
+    __init__.py, as upstream."""
+    return folder_module(Path(__file__).resolve().parent, "download_glue_data")
 
 
 def canonical_path(name: str) -> Path:

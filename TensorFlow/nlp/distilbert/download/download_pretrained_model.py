@@ -49,6 +49,7 @@ from bertfam.checkpoint_names import TF_STATE_FILE, tf_state_text
 from bertfam.checkpoints import CheckpointError, hf_folder_weights_as_tf, hf_model_type
 from bertfam.distilbert_config import DistilBertConfig
 from bertfam.errors import OneLineParser, exit_on_user_error
+from bertfam.folder_modules import folder_module
 from bertfam.google_checkpoint import (
     add_archive_arguments,
     add_layout_arguments,
@@ -89,8 +90,8 @@ def check_vocab(config: DistilBertConfig, vocab_file: Path) -> None:
 
 def checked_weights(folder, config: DistilBertConfig) -> dict:
     """The folder's weights under our names, checked against the network they are for."""
-    sys.path.insert(0, str(PACKAGE_DIR))
-    import modeling  # TensorFlow loads here, once the inputs are known to be good
+    # TensorFlow loads here, once the inputs are known to be good.
+    modeling = folder_module(PACKAGE_DIR, "modeling")
 
     from bertfam.checkpoints import match_weights
     from bertfam.tf.checkpoint import variables_by_name

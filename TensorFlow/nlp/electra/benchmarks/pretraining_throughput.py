@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bertfam.folder_modules import folder_module
+
 FOLDER = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(FOLDER))
 
 GENERATOR_FRACTION = {"small": 0.25, "base": 1 / 3, "large": 0.25}  # NVIDIA's and Google's
 IDS = dict(cls=101, sep=102, mask=103)  # BERT's uncased vocabulary
@@ -47,13 +47,15 @@ def batch(size: int, length: int):
 
 
 def ours(config, ids, mask, segments, fraction):
-    import modeling
     import tensorflow as tf
-    from objective import SpecialIds, electra_loss, mask_batch, max_predictions
 
     from bertfam.tf.checkpoint import variables_by_name
     from bertfam.tf.optimization import AdamWeightDecay, clip_by_global_norm
 
+    modeling = folder_module(FOLDER, "modeling")
+    objective = folder_module(FOLDER, "objective")
+    SpecialIds, electra_loss = objective.SpecialIds, objective.electra_loss
+    mask_batch, max_predictions = objective.mask_batch, objective.max_predictions
     model = modeling.ElectraPretrainingModel(config, fraction)
     variables = variables_by_name(model)
     optimizer = AdamWeightDecay(variables, weight_decay_rate=0.01, beta_1=0.878, beta_2=0.974,
