@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     log.info(
         "%d shards, %d updates of %d x %d x %d sequences (micro-batch x accumulation x "
         "processes), from update %d",
-        len(shards), config.max_steps, config.micro_batch, config.gradient_accumulation_steps,
+        len(shards), config.max_steps, config.train_batch_size, config.gradient_accumulation_steps,
         run.world_size, trainer.step,
     )  # fmt: skip
     with RunLog(config.output_dir, enabled=run.is_main) as run_log:

@@ -1,7 +1,7 @@
 """NVIDIA's PyTorch BERT pre-training loop: NVLAMB, accumulation, allreduce, resume.
 
 One update on each of W workers = ``gradient_accumulation_steps`` micro-batches of
-``train_batch_size / accumulation`` sequences (`bertfam.torch.pretraining_data`), their
+``train_batch_size`` sequences (`bertfam.torch.pretraining_data`), their
 gradients summed, then summed across workers: through DDP on the last micro-batch, or,
 with ``--allreduce_post_accumulation``, once per update over flat buckets of the
 gradients (in half precision with ``--allreduce_post_accumulation_fp16``: fp16 on GPUs,
@@ -308,11 +308,11 @@ class Pretrainer:
         if config.steps_this_run > 0:
             stop = min(stop, self.step + config.steps_this_run)
         reader = ShardReader(
-            self.shards, config.micro_batch, config.seed, run.launch.rank, run.world_size,
+            self.shards, config.train_batch_size, config.seed, run.launch.rank, run.world_size,
             config.max_seq_length, config.max_predictions_per_seq,
         )  # fmt: skip
         batches = reader.batches(self.position)
-        per_update = config.train_batch_size * run.world_size
+        per_update = config.update_batch * run.world_size
         self.wrapped.train()
         bar = progress(
             total=config.max_steps, initial=self.step, desc="pretrain", unit="update",

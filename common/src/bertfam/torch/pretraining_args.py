@@ -95,8 +95,10 @@ def add_pretraining_flags(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class PretrainingConfig:
-    """What run_pretraining.py runs with; `train_batch_size` is NVIDIA's: the sequences
-    of one update on one worker, `micro_batch` of them at a time."""
+    """What run_pretraining.py runs with. `train_batch_size` means what it means in every
+    config of the repository: one worker's micro-batch. NVIDIA's ``--train_batch_size``
+    (one worker's sequences an update) is this times `gradient_accumulation_steps`; the
+    flag is converted once, here, as NVIDIA's own setup divides it."""
 
     input_dir: str
     config_file: str
@@ -105,7 +107,7 @@ class PretrainingConfig:
     init_checkpoint: Optional[str] = None
     max_seq_length: int = 512
     max_predictions_per_seq: int = 80
-    train_batch_size: int = 32
+    train_batch_size: int = 32  # per worker and micro-batch
     learning_rate: float = 5e-5
     max_steps: int = 1000
     warmup_proportion: float = 0.01
@@ -135,8 +137,9 @@ class PretrainingConfig:
     tqdm_smoothing: Optional[float] = None
 
     @property
-    def micro_batch(self) -> int:
-        return self.train_batch_size // self.gradient_accumulation_steps
+    def update_batch(self) -> int:
+        """One worker's sequences an update: NVIDIA's ``--train_batch_size``."""
+        return self.train_batch_size * self.gradient_accumulation_steps
 
     @property
     def step_offset(self) -> int:
@@ -157,6 +160,16 @@ def pretraining_config(
         )
     if args.max_steps != int(args.max_steps):
         raise FlagError(f"--max_steps={args.max_steps}: give a whole number of updates")
+    require_at_least_one(
+        train_batch_size=args.train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+    )
+    if args.train_batch_size % args.gradient_accumulation_steps:
+        raise FlagError(
+            f"--gradient_accumulation_steps={args.gradient_accumulation_steps} does not "
+            f"divide --train_batch_size={args.train_batch_size} (the micro-batch is "
+            "their quotient)"
+        )
     config = PretrainingConfig(
         input_dir=args.input_dir,
         config_file=args.config_file,
@@ -165,7 +178,7 @@ def pretraining_config(
         init_checkpoint=args.init_checkpoint,
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
-        train_batch_size=args.train_batch_size,
+        train_batch_size=args.train_batch_size // args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
         max_steps=int(args.max_steps),
         warmup_proportion=args.warmup_proportion,
@@ -195,18 +208,10 @@ def pretraining_config(
 def check(config: PretrainingConfig, local_rank: int = -1) -> None:
     """Every combination that cannot work, as one line."""
     require_at_least_one(
-        train_batch_size=config.train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_steps=config.max_steps,
         max_seq_length=config.max_seq_length,
         max_predictions_per_seq=config.max_predictions_per_seq,
     )
-    if config.train_batch_size % config.gradient_accumulation_steps:
-        raise FlagError(
-            f"--gradient_accumulation_steps={config.gradient_accumulation_steps} does not "
-            f"divide --train_batch_size={config.train_batch_size} (the micro-batch is "
-            "their quotient)"
-        )
     if not 0 <= config.warmup_proportion <= 1:
         raise FlagError(f"--warmup_proportion={config.warmup_proportion}: give 0 to 1")
     if config.num_steps_per_checkpoint < 1 and not config.skip_checkpoint:
