@@ -24,7 +24,7 @@ from bertfam.atomic import atomic_directory
 from bertfam.bert_config import BertConfig
 from bertfam.checkpoints import CheckpointError, google_weights_as_hf
 from bertfam.errors import OneLineParser, UserError, exit_on_user_error
-from bertfam.torch.args import configure_logging
+from bertfam.runlog import configure_logging
 
 log = logging.getLogger("convert")
 

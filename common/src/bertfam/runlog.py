@@ -16,6 +16,7 @@ Only the process that is told it is the main one writes anything.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -28,6 +29,15 @@ from bertfam.tensorboard_events import EventFileWriter
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """The console log of a script: time, level, logger and message on stderr (DEBUG with
+    `verbose`, e.g. run_squad.py's --verbose_logging)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def progress(

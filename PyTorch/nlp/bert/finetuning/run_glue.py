@@ -22,11 +22,11 @@ from bertfam.errors import FlagError, OneLineParser, exit_on_user_error
 from bertfam.folder_modules import folder_module
 from bertfam.glue.features import convert_examples_to_features
 from bertfam.glue.readers import get_processor
+from bertfam.runlog import configure_logging
 from bertfam.tokenization import load_tokenizer
 from bertfam.torch.args import (
     FinetuneConfig,
     add_finetune_flags,
-    configure_logging,
     finetune_config,
     switch,
 )

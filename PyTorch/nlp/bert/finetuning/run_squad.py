@@ -24,13 +24,13 @@ from typing import Optional
 
 from bertfam.errors import FlagError, OneLineParser, exit_on_user_error
 from bertfam.folder_modules import folder_module
+from bertfam.runlog import configure_logging
 from bertfam.squad.data import read_squad_examples
 from bertfam.squad.options import SquadOptions
 from bertfam.tokenization import load_tokenizer
 from bertfam.torch.args import (
     FinetuneConfig,
     add_finetune_flags,
-    configure_logging,
     finetune_config,
     switch,
 )

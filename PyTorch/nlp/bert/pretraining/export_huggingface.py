@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bertfam.errors import OneLineParser, UserError, exit_on_user_error, require_file
 from bertfam.folder_modules import folder_module
-from bertfam.torch.args import configure_logging
+from bertfam.runlog import configure_logging
 
 FOLDER = Path(__file__).resolve().parents[1]  # modeling.py
 

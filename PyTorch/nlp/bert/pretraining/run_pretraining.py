@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bertfam.errors import OneLineParser, exit_on_user_error
 from bertfam.folder_modules import folder_module
-from bertfam.torch.args import configure_logging
+from bertfam.runlog import configure_logging
 from bertfam.torch.pretraining_args import (
     PretrainingConfig,
     add_pretraining_flags,

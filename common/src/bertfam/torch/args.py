@@ -13,7 +13,6 @@ costs a second and prints one line before the framework loads.
 from __future__ import annotations
 
 import argparse
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Type, TypeVar
@@ -25,13 +24,6 @@ from bertfam.precision import read_op_list
 from bertfam.run_config import TrainingConfig, require_at_least_one
 
 C = TypeVar("C", bound="FinetuneConfig")
-
-
-def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
