@@ -10,7 +10,7 @@
   (Gumbel-max); a token is "replaced" where the draw differs from the original.
 - **Discriminator**: on the sampled text, its loss is the mean sigmoid cross-entropy of
   replaced-or-not over the real tokens. The loss is ``mlm_loss + disc_weight *
-  disc_loss``.
+  disc_loss``. Both losses are `bertfam.tf.losses`'s, with every other TF loss.
 
 Upstream's `scatter_update` semantics are kept: slot 0 (padding slots point there) is
 never written, and a position drawn twice gets the floor of the mean of its updates.
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import tensorflow as tf
+
+from bertfam.tf.losses import discriminator_loss, generator_loss
 
 GEN_WEIGHT = 1.0  # upstream's config fixes the generator's weight
 
@@ -113,23 +115,6 @@ def replaced(input_ids, positions, sampled) -> Tuple[tf.Tensor, tf.Tensor]:
     original)."""
     fake_ids, written = scatter_update(input_ids, sampled, positions)
     return fake_ids, written * tf.cast(tf.not_equal(fake_ids, input_ids), tf.int32)
-
-
-def generator_loss(logits, batch, workers: int = 1) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """(mean masked-LM loss, per-slot losses, predictions) over the weighted slots."""
-    log_probs = tf.nn.log_softmax(logits)
-    per_slot = -tf.gather(log_probs, batch["masked_lm_ids"], batch_dims=2)
-    weights = batch["masked_lm_weights"]
-    count = batch.get("masked_lm_count", tf.reduce_sum(weights))
-    loss = tf.reduce_sum(weights * per_slot) / ((count + 1e-6) / workers)
-    return loss, per_slot, tf.argmax(log_probs, -1, output_type=tf.int32)
-
-
-def discriminator_loss(logits, labels, input_mask, count=None, workers: int = 1) -> tf.Tensor:
-    weights = tf.cast(input_mask, tf.float32)
-    losses = tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(labels, tf.float32), logits)
-    count = tf.reduce_sum(weights) if count is None else count
-    return tf.reduce_sum(losses * weights) / ((1e-6 + count) / workers)
 
 
 def with_global_counts(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:

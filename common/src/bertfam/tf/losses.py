@@ -11,14 +11,16 @@
   answerability logit against "the window holds no answer" (XLNet's weighting);
 - GLUE: Google's classifier loss, the batch mean of the softmax cross-entropy.
 
-ELECTRA's replaced-token objective (its generator's masked LM as NVIDIA scales it over
-workers, and the discriminator's loss) is part of its network's forward pass:
-``TensorFlow/nlp/electra/objective.py``.
+- ELECTRA (NVIDIA's TF2 ELECTRA): the generator's masked-LM loss, the mean over weighted
+  slots with 1e-6 added to their count, and the discriminator's replaced-token loss, the
+  mean sigmoid cross-entropy over real tokens; each divides by its share of the count
+  when workers each hold part of it. ``TensorFlow/nlp/electra/objective.py`` masks and
+  samples, and calls them.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Tuple
 
 import tensorflow as tf
 
@@ -112,3 +114,20 @@ def joint_loss(start_logits, end_logits, cls_logits, start_positions, end_positi
 def classification_loss(logits: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
     """Google's classifier loss: the mean over the batch of the softmax cross-entropy."""
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(label_ids, logits))
+
+
+def generator_loss(logits, batch, workers: int = 1) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(mean masked-LM loss, per-slot losses, predictions) over the weighted slots."""
+    log_probs = tf.nn.log_softmax(logits)
+    per_slot = -tf.gather(log_probs, batch["masked_lm_ids"], batch_dims=2)
+    weights = batch["masked_lm_weights"]
+    count = batch.get("masked_lm_count", tf.reduce_sum(weights))
+    loss = tf.reduce_sum(weights * per_slot) / ((count + 1e-6) / workers)
+    return loss, per_slot, tf.argmax(log_probs, -1, output_type=tf.int32)
+
+
+def discriminator_loss(logits, labels, input_mask, count=None, workers: int = 1) -> tf.Tensor:
+    weights = tf.cast(input_mask, tf.float32)
+    losses = tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(labels, tf.float32), logits)
+    count = tf.reduce_sum(weights) if count is None else count
+    return tf.reduce_sum(losses * weights) / ((1e-6 + count) / workers)
