@@ -41,8 +41,6 @@ from bertfam.tf.pretraining import PretrainingRunConfig
 from bertfam.tf.recipe import ModelRecipe
 from bertfam.tf.scripts import TaskScript, prepare_pretraining, run_pretraining
 
-MASK_ID = 4  # [MASK] in every released ALBERT vocabulary: <pad> <unk> [CLS] [SEP] [MASK]
-
 
 @dataclass(frozen=True, kw_only=True)
 class AlbertPretrainingRunConfig(PretrainingRunConfig):
@@ -54,7 +52,7 @@ class AlbertPretrainingRunConfig(PretrainingRunConfig):
     poly_power: float = 1.0
     start_warmup_step: int = 0
     init_from_group0: bool = False
-    masked_lm_budget: float = 0.0
+    mask_id: int = 4  # [MASK] in every released ALBERT vocabulary: <pad> <unk> [CLS] [SEP] [MASK]
     max_predictions_per_seq: int = 20
     eval_batch_size: int = 64
     keep_checkpoint_max: int = 5
@@ -89,19 +87,6 @@ class AlbertPretrainingRunConfig(PretrainingRunConfig):
         from bertfam.tf.optimization import adamw, google_lamb
 
         return google_lamb if self.optimizer == "lamb" else adamw
-
-    def record_masking(self, model_config, seed: int):
-        if self.masked_lm_budget <= 0:
-            return None
-        from bertfam.pretraining.ngram_masking import OnTheFlyMasking
-
-        return OnTheFlyMasking(
-            self.masked_lm_budget,
-            self.max_predictions_per_seq,
-            model_config.vocab_size,
-            MASK_ID,
-            seed,
-        )
 
 
 def define_pretraining_v1_flags(recipe: ModelRecipe) -> None:

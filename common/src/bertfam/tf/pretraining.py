@@ -66,6 +66,10 @@ class PretrainingRunConfig(RunConfig):
     display_loss_steps: int = 10
     keep_checkpoint_max: int = 2
     sentence_task: str = "next_sentence"  # its eval keys; ALBERT's: sentence_order
+    # ALBERT's --masked_lm_budget: > 0 masks each record as it is read (from its
+    # token_boundary) with the vocabulary's [MASK] id; records then hold no masks to read.
+    masked_lm_budget: float = 0.0
+    mask_id: int = 103  # [MASK] in BERT's vocabularies
 
     def warmup_steps(self, total_steps: int) -> int:
         return self.num_warmup_steps
@@ -106,9 +110,17 @@ class PretrainingRunConfig(RunConfig):
 
         return lamb if self.optimizer_type == "lamb" else adamw
 
-    def record_masking(self, model_config, seed: int):
-        """A per-record masking (records then hold no masks to read), or None."""
+
+def record_masking(config: PretrainingRunConfig, vocab_size: int):
+    """With --masked_lm_budget, the masking each record gets as it is read (the same
+    draws in training and evaluation, seeded as upstream), else None."""
+    if config.masked_lm_budget <= 0:
         return None
+    from bertfam.pretraining.ngram_masking import OnTheFlyMasking
+
+    return OnTheFlyMasking(
+        config.masked_lm_budget, config.max_predictions_per_seq, vocab_size, config.mask_id, 12345
+    )
 
 
 def input_files(directories: str, flag: str) -> List[str]:
@@ -215,7 +227,7 @@ def _check_record_widths(path: str, config: PretrainingRunConfig, packed: bool) 
     3 more prediction slots, one per packed sequence)."""
     widths = [("input_ids", "max_seq_length", config.max_seq_length)]
     required = ()
-    if getattr(config, "masked_lm_budget", 0) > 0:  # the masks are made as records are read
+    if config.masked_lm_budget > 0:  # the masks are made as records are read
         required = (
             "token_boundary",
             "--masked_lm_budget masks from token_boundary, which these records lack "
@@ -296,7 +308,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
     workers = run.workers
     config = config.for_workers(workers.size)
     spec = per_record = None
-    masking = config.record_masking(run.model_config, seed=12345)
+    masking = record_masking(config, run.model_config.vocab_size)
     if masking is not None:
         spec, per_record = masking_records(masking, config.max_seq_length)
     if prepared.avg_seq_per_sample is not None:
@@ -369,7 +381,7 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
             start.assign(variables)
             step = start.step
         if config.do_eval and workers.is_main_process:
-            masking = config.record_masking(run.model_config, seed=12345)
+            masking = record_masking(config, run.model_config.vocab_size)
             eval_records = masking_records(masking, config.max_seq_length) if masking else None
             results = _evaluate(config, prepared.eval_files, logits, eval_sums, step, eval_records)
             text = "".join(f"{key} = {results[key]}\n" for key in sorted(results))
