@@ -29,15 +29,21 @@ flags do nothing off TPUs, as upstream.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable, List, Optional
+import functools
+from dataclasses import dataclass
+from typing import Optional
 
 from absl import flags
 
 from bertfam.errors import FlagError, refuse_given
 from bertfam.pretraining.create import input_files
 from bertfam.tf.flags import define_common_flags
-from bertfam.tf.pretraining import PretrainingRunConfig
+from bertfam.tf.pretraining import (
+    OptimizerChoice,
+    PretrainingInputs,
+    PretrainingRunConfig,
+    PretrainingVariant,
+)
 from bertfam.tf.recipe import ModelRecipe
 from bertfam.tf.scripts import TaskScript, prepare_pretraining, run_pretraining
 
@@ -63,30 +69,33 @@ class AlbertPretrainingRunConfig(PretrainingRunConfig):
     def warmup_start(self) -> int:
         return self.start_warmup_step
 
-    def check_optimizer(self) -> None:
-        if self.optimizer not in ("lamb", "adamw"):
-            raise FlagError(f"--optimizer={self.optimizer}: lamb or adamw")
 
-    def training_files(self) -> List[str]:
-        if not self.input_file:
+def glob_inputs(config: AlbertPretrainingRunConfig) -> PretrainingInputs:
+    """``--input_file`` and ``--eval_file``: globs, comma-separated; never packed."""
+    train_files, eval_files = [], []
+    if config.do_train:
+        if not config.input_file:
             raise FlagError("--do_train needs --input_file")
-        return input_files(self.input_file, "input_file")
-
-    def evaluation_files(self) -> List[str]:
-        if not self.eval_file:
+        train_files = input_files(config.input_file, "input_file")
+    if config.do_eval:
+        if not config.eval_file:
             raise FlagError("--do_eval needs --eval_file")
-        return input_files(self.eval_file, "eval_file")
+        eval_files = input_files(config.eval_file, "eval_file")
+    return PretrainingInputs(train_files, eval_files)
 
-    def packing(self, training: bool) -> Optional[float]:
-        return None  # ALBERT's records are never packed
 
-    def for_workers(self, workers: int) -> AlbertPretrainingRunConfig:
-        return replace(self, schedule="google", lr_power=self.poly_power)
+def albert_optimizer(config: AlbertPretrainingRunConfig) -> OptimizerChoice:
+    """google-research/albert's LAMB or AdamW, decaying from the peak (Google's curve) with
+    power ``--poly_power``."""
+    from bertfam.tf.optimization import adamw, google_lamb
 
-    def optimizer_factory(self) -> Callable:
-        from bertfam.tf.optimization import adamw, google_lamb
+    return OptimizerChoice(
+        google_lamb if config.optimizer == "lamb" else adamw, "google", config.poly_power
+    )
 
-        return google_lamb if self.optimizer == "lamb" else adamw
+
+# The peak rate is the flag's, whatever the number of workers.
+ALBERT_PRETRAINING = PretrainingVariant(glob_inputs, albert_optimizer, rate_per_worker=False)
 
 
 def define_pretraining_v1_flags(recipe: ModelRecipe) -> None:
@@ -123,6 +132,8 @@ def define_pretraining_v1_flags(recipe: ModelRecipe) -> None:
 def pretraining_v1_values(values) -> None:
     """Refuse what upstream accepts but we do not do."""
     refuse_given(values, {"use_einsum": "the dense layers have one implementation here"})
+    if values.optimizer not in ("lamb", "adamw"):
+        raise FlagError(f"--optimizer={values.optimizer}: lamb or adamw")
     if values["num_train_epochs"].present:
         raise FlagError("run_pretraining.py trains --num_train_steps updates: use that")
 
@@ -133,7 +144,7 @@ def pretraining_v1_script(recipe: ModelRecipe) -> TaskScript:
     return TaskScript(
         recipe,
         AlbertPretrainingRunConfig,
-        prepare_pretraining,
+        functools.partial(prepare_pretraining, variant=ALBERT_PRETRAINING),
         run_pretraining,
         "run_pretraining.py",
         fold_flags=pretraining_v1_values,

@@ -162,6 +162,8 @@ def pretraining_values(values) -> None:
         raise FlagError("--report_loss=false: the loss is always logged")
     if values.resume and not values.init_checkpoint:
         raise FlagError("--resume continues --init_checkpoint: give one")
+    if values.optimizer_type not in ("lamb", "adam"):
+        raise FlagError(f"--optimizer_type={values.optimizer_type}: use lamb or adam")
     if values.horovod:
         values.use_horovod = True
 

@@ -13,7 +13,7 @@ yet), and `run_pretraining` trains and evaluates:
 - model: the recipe's ``pretraining_model(config, precision)``, mapping (input_ids,
   input_mask, segment_ids, masked_lm_positions, training) to (masked-LM logits,
   next-sentence logits); loss ``total_loss = mlm_loss + nsp_loss``
-  (`bertfam.tf.pretraining_heads`);
+  (`bertfam.tf.losses`);
 - optimizer: ``--optimizer_type=lamb`` (polynomial decay with power 0.5 from the peak)
   or ``adam`` (AdamWeightDecay, power 1 from the adjusted start), warm-up over
   ``--num_warmup_steps``, the peak multiplied by the number of workers as upstream does;
@@ -77,38 +77,67 @@ class PretrainingRunConfig(RunConfig):
     def train_steps(self, num_examples: int, world_size: int) -> int:
         return int(self.num_train_steps)
 
-    # What a model's run_pretraining.py may do otherwise (ALBERT: albert/pretraining_v1.py).
 
-    def check_optimizer(self) -> None:
-        if self.optimizer_type not in ("lamb", "adam"):
-            raise FlagError(f"--optimizer_type={self.optimizer_type}: use lamb or adam")
+@dataclass(frozen=True)
+class PretrainingInputs:
+    """The records a run trains and evaluates on."""
 
-    def training_files(self) -> List[str]:
-        if not self.input_files_dir:
+    train_files: List[str]
+    eval_files: List[str]
+    avg_seq_per_sample: Optional[float] = None  # packed training records when set
+
+
+@dataclass(frozen=True)
+class OptimizerChoice:
+    """The optimizer the flags name (a `bertfam.tf.optimization` factory) and the decay
+    of the learning rate it trains with."""
+
+    factory: Callable
+    schedule: str
+    lr_power: float
+
+
+@dataclass(frozen=True)
+class PretrainingVariant:
+    """How a model's ``run_pretraining.py`` differs from Habana BERT's, handed to the
+    shared `prepare_pretraining`: where its records are (`inputs`), which optimizer its
+    flags name (`optimizer`), and whether the peak rate is multiplied by the number of
+    workers. ALBERT's is in ``albert/pretraining_v1.py``."""
+
+    inputs: Callable[[PretrainingRunConfig], PretrainingInputs]
+    optimizer: Callable[[PretrainingRunConfig], OptimizerChoice]
+    rate_per_worker: bool = True
+
+
+def directory_inputs(config: PretrainingRunConfig) -> PretrainingInputs:
+    """Habana BERT's: every file of each ``--input_files_dir`` / ``--eval_files_dir``,
+    training records packed when the directories' metadata says so."""
+    train_files, eval_files, packed = [], [], None
+    if config.do_train:
+        if not config.input_files_dir:
             raise FlagError("--do_train needs --input_files_dir")
-        return input_files(self.input_files_dir, "input_files_dir")
-
-    def evaluation_files(self) -> List[str]:
-        if not self.eval_files_dir:
+        train_files = input_files(config.input_files_dir, "input_files_dir")
+        packed = packing_of(config.input_files_dir)
+    if config.do_eval:
+        if not config.eval_files_dir:
             raise FlagError("--do_eval needs --eval_files_dir")
-        return input_files(self.eval_files_dir, "eval_files_dir")
+        eval_files = input_files(config.eval_files_dir, "eval_files_dir")
+        if packing_of(config.eval_files_dir) is not None:
+            raise FlagError("--eval_files_dir: evaluation reads unpacked records (as upstream)")
+    return PretrainingInputs(train_files, eval_files, packed)
 
-    def packing(self, training: bool) -> Optional[float]:
-        """avg_seq_per_sample of packed training or evaluation records, else None."""
-        return packing_of(self.input_files_dir if training else self.eval_files_dir)
 
-    def for_workers(self, workers: int) -> PretrainingRunConfig:
-        """The settings a run of `workers` trains with: Habana BERT multiplies the peak
-        rate by the workers, and LAMB decays with power 0.5 from the peak."""
-        config = self
-        if self.optimizer_type == "lamb":
-            config = dataclasses.replace(config, schedule="google", lr_power=0.5)
-        return dataclasses.replace(config, learning_rate=config.learning_rate * workers)
+def habana_optimizer(config: PretrainingRunConfig) -> OptimizerChoice:
+    """``--optimizer_type=lamb``: NVIDIA's LAMB, decaying from the peak with power 0.5;
+    ``adam``: AdamWeightDecay on the recipe's schedule."""
+    from bertfam.tf.optimization import adamw, lamb
 
-    def optimizer_factory(self) -> Callable:
-        from bertfam.tf.optimization import adamw, lamb
+    if config.optimizer_type == "lamb":
+        return OptimizerChoice(lamb, "google", 0.5)
+    return OptimizerChoice(adamw, config.schedule, config.lr_power)
 
-        return lamb if self.optimizer_type == "lamb" else adamw
+
+HABANA_BERT = PretrainingVariant(directory_inputs, habana_optimizer)
 
 
 def record_masking(config: PretrainingRunConfig, vocab_size: int):
@@ -145,10 +174,12 @@ def packed_metadata(directory: str) -> Path:
 
 @dataclass(frozen=True)
 class PreparedPretraining:
+    """Everything checked before the run starts, and what the flags imply for it."""
+
     model_config: object
-    train_files: List[str]
-    eval_files: List[str]
-    avg_seq_per_sample: Optional[float] = None  # packed training records when set
+    inputs: PretrainingInputs
+    optimizer: OptimizerChoice
+    rate_per_worker: bool
 
 
 def packing_of(directories: str) -> Optional[float]:
@@ -170,11 +201,12 @@ def packing_of(directories: str) -> Optional[float]:
     return values[0] if values[0] is None else sum(values) / len(values)
 
 
-def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretraining:
+def prepare_pretraining(
+    config: PretrainingRunConfig, recipe, variant: PretrainingVariant = HABANA_BERT
+) -> PreparedPretraining:
     """Check the flags, the model config and the records before anything is written."""
     if not (config.do_train or config.do_eval):
         raise FlagError("at least one of --do_train and --do_eval must be true")
-    config.check_optimizer()
     require_at_least_one(
         num_train_steps=config.num_train_steps or 0,
         max_seq_length=config.max_seq_length,
@@ -192,18 +224,44 @@ def prepare_pretraining(config: PretrainingRunConfig, recipe) -> PreparedPretrai
             f"--max_seq_length={config.max_seq_length} exceeds the model's "
             f"max_position_embeddings={model_config.max_position_embeddings}"
         )
-    train_files = config.training_files() if config.do_train else []
-    eval_files = config.evaluation_files() if config.do_eval else []
-    packed = config.packing(training=True) if config.do_train else None
-    if config.do_eval and config.packing(training=False) is not None:
-        raise FlagError("--eval_files_dir: evaluation reads unpacked records (as upstream)")
+    inputs = variant.inputs(config)
     if config.resume and config.do_train:
         _check_resumable(config.init_checkpoint)
-    for path in train_files:
-        _check_record_widths(path, config, packed is not None)
-    for path in eval_files:
+    for path in inputs.train_files:
+        _check_record_widths(path, config, inputs.avg_seq_per_sample is not None)
+    for path in inputs.eval_files:
         _check_record_widths(path, config, False)
-    return PreparedPretraining(model_config, train_files, eval_files, packed)
+    return PreparedPretraining(
+        model_config, inputs, variant.optimizer(config), variant.rate_per_worker
+    )
+
+
+def derived_config(
+    config: PretrainingRunConfig, prepared: PreparedPretraining, workers: int
+) -> PretrainingRunConfig:
+    """The settings the run trains with, derived once from the flags when the number of
+    workers is known: the peak rate (Habana BERT multiplies it by the workers), the
+    optimizer's decay, and the micro-batches an update (a packed row holds
+    avg_seq_per_sample sequences: fewer micro-batches make the same number of sequences
+    per update, as upstream divides the accumulation)."""
+    rate = config.learning_rate * (workers if prepared.rate_per_worker else 1)
+    steps = config.num_accumulation_steps
+    packing = prepared.inputs.avg_seq_per_sample
+    if packing is not None:
+        steps = max(1, round(steps / packing))
+        log.info("packed records, %.3f sequences a row: %d micro-batches an update", packing, steps)
+    choice = prepared.optimizer
+    log.info(
+        "peak learning rate %g (%d worker(s)), %s schedule with power %g",
+        rate, workers, choice.schedule, choice.lr_power,
+    )  # fmt: skip
+    return dataclasses.replace(
+        config,
+        learning_rate=rate,
+        schedule=choice.schedule,
+        lr_power=choice.lr_power,
+        num_accumulation_steps=steps,
+    )
 
 
 def _check_resumable(prefix: str) -> None:
@@ -306,24 +364,15 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
 
     run = start_run(config, prepared.model_config)
     workers = run.workers
-    config = config.for_workers(workers.size)
+    config = derived_config(config, prepared, workers.size)
     spec = per_record = None
     masking = record_masking(config, run.model_config.vocab_size)
     if masking is not None:
         spec, per_record = masking_records(masking, config.max_seq_length)
-    if prepared.avg_seq_per_sample is not None:
+    if prepared.inputs.avg_seq_per_sample is not None:
         from bertfam.tf.packed_records import packed_feature_spec
 
-        # A packed row holds avg_seq_per_sample sequences: fewer micro-batches make the
-        # same number of sequences per update, as upstream divides the accumulation.
-        steps = max(1, round(config.num_accumulation_steps / prepared.avg_seq_per_sample))
-        config = dataclasses.replace(config, num_accumulation_steps=steps)
         spec = packed_feature_spec(config.max_seq_length, config.max_predictions_per_seq)
-        log.info(
-            "packed records, %.3f sequences a row: %d micro-batches an update",
-            prepared.avg_seq_per_sample,
-            steps,
-        )
     model = recipe.pretraining_model(run.model_config, run.precision)
     variables = variables_by_name(model)
     start = starting_weights(config, variables, (), recipe.checkpoint_table)
@@ -361,11 +410,11 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
                 loss_fn,
                 int(config.num_train_steps),
                 start,
-                config.optimizer_factory(),
+                prepared.optimizer.factory,
                 continue_from=config.init_checkpoint if config.resume else None,
             )
             dataset = pretraining_dataset(
-                prepared.train_files,
+                prepared.inputs.train_files,
                 config.train_batch_size * workers.size,
                 config.max_seq_length,
                 config.max_predictions_per_seq,
@@ -383,7 +432,9 @@ def run_pretraining(config: PretrainingRunConfig, prepared: PreparedPretraining,
         if config.do_eval and workers.is_main_process:
             masking = record_masking(config, run.model_config.vocab_size)
             eval_records = masking_records(masking, config.max_seq_length) if masking else None
-            results = _evaluate(config, prepared.eval_files, logits, eval_sums, step, eval_records)
+            results = _evaluate(
+                config, prepared.inputs.eval_files, logits, eval_sums, step, eval_records
+            )
             text = "".join(f"{key} = {results[key]}\n" for key in sorted(results))
             from bertfam.atomic import write_text
 

@@ -88,10 +88,11 @@ def run_pretraining(config, prepared, recipe) -> dict:
     return run_pretraining(config, prepared, recipe)
 
 
-def prepare_pretraining(config, recipe):
+def prepare_pretraining(config, recipe, **variant):
+    """`variant`: a model's `bertfam.tf.pretraining.PretrainingVariant`, else Habana BERT's."""
     from bertfam.tf.pretraining import prepare_pretraining
 
-    return prepare_pretraining(config, recipe)
+    return prepare_pretraining(config, recipe, **variant)
 
 
 def pretraining_script(recipe: ModelRecipe) -> TaskScript:
