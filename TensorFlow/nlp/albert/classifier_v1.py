@@ -99,13 +99,6 @@ class ClassifierV1RunConfig(ClassifierRunConfig):
     save_checkpoints_steps: int = 5000
 
     @property
-    def tokenizer_file(self) -> str:
-        return self.spm_model_file
-
-    def warmup_steps(self, total_steps: int) -> int:
-        return self.warmup_step
-
-    @property
     def is_regression(self) -> bool:
         return self.task_name.lower() == "sts-b"
 
@@ -177,6 +170,7 @@ def classifier_v1_script(recipe: ModelRecipe) -> TaskScript:
         run_classifier_v1,
         "run_classifier.py",
         fold_flags=classifier_v1_values,
+        renamed={"spm_model_file": "tokenizer_file", "warmup_step": "num_warmup_steps"},
     )
 
 

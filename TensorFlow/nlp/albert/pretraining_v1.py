@@ -56,7 +56,6 @@ class AlbertPretrainingRunConfig(PretrainingRunConfig):
     eval_file: Optional[str] = None
     optimizer: str = "lamb"
     poly_power: float = 1.0
-    start_warmup_step: int = 0
     init_from_group0: bool = False
     mask_id: int = 4  # [MASK] in every released ALBERT vocabulary: <pad> <unk> [CLS] [SEP] [MASK]
     max_predictions_per_seq: int = 20
@@ -64,10 +63,6 @@ class AlbertPretrainingRunConfig(PretrainingRunConfig):
     keep_checkpoint_max: int = 5
     dllog_path: str = ""  # upstream has no DLLogger file
     sentence_task: str = "sentence_order"
-
-    @property
-    def warmup_start(self) -> int:
-        return self.start_warmup_step
 
 
 def glob_inputs(config: AlbertPretrainingRunConfig) -> PretrainingInputs:

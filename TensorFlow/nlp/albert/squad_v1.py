@@ -71,10 +71,6 @@ class SquadV1RunConfig(SquadRunConfig):
     # Upstream's Estimator keeps every checkpoint; predicting scores each and keeps the best.
     keep_checkpoint_max: int = 0
 
-    @property
-    def tokenizer_file(self) -> str:
-        return self.spm_model_file
-
 
 def define_squad_v1_flags(recipe: ModelRecipe) -> None:
     define_squad_flags()
@@ -125,6 +121,7 @@ def squad_v1_script(recipe: ModelRecipe) -> TaskScript:
         run_squad_v1,
         "run_squad_v1.py",
         fold_flags=squad_v1_values,
+        renamed={"spm_model_file": "tokenizer_file"},
     )
 
 

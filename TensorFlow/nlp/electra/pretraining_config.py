@@ -20,7 +20,6 @@ from typing import Dict, List, Optional
 from bertfam.checkpoint_names import (
     ELECTRA_PHASE1,
     ELECTRA_PHASE2,
-    StepCheckpoints,
     tf_state_latest,
 )
 from bertfam.electra_config import SIZES, ElectraConfig
@@ -95,39 +94,14 @@ class ElectraPretrainingConfig(RunConfig):
     generator_hidden_size: float = 0.25
     optimizer: str = "adam"
     skip_adaptive: bool = False
-    end_lr: float = 0.0
     num_warmup_steps: int = 10000
     restore_checkpoint: Optional[str] = None
     load_weights: bool = False
     weights_dir: str = ""
-    skip_checkpoint: bool = False
     log_dir: str = ""
     json_summary: str = ""
     xla: bool = False
     keep_checkpoint_max: int = 5
-
-    @property
-    def checkpoint_dir(self) -> str:
-        return os.path.join(self.output_dir, "checkpoints")
-
-    @property
-    def checkpoint_names(self) -> StepCheckpoints:
-        return ELECTRA_PHASE2 if self.phase2 else ELECTRA_PHASE1
-
-    @property
-    def end_learning_rate(self) -> float:
-        return self.end_lr
-
-    @property
-    def saves_checkpoints(self) -> bool:
-        return not self.skip_checkpoint
-
-    @property
-    def resume_hint(self) -> str:
-        return "rerun with --restore_checkpoint=latest to resume"
-
-    def warmup_steps(self, total_steps: int) -> int:
-        return self.num_warmup_steps
 
     def discriminator_config(self) -> ElectraConfig:
         """--electra_config_file's, else --model_size's (ELECTRA's base or large), the
@@ -187,7 +161,7 @@ def config_from_flags(args: argparse.Namespace) -> ElectraPretrainingConfig:
         lr_power=args.lr_decay_power,
         beta_1=args.opt_beta_1,
         beta_2=args.opt_beta_2,
-        end_lr=args.end_lr,
+        end_learning_rate=args.end_lr,
         num_train_steps=args.num_train_steps,
         num_warmup_steps=args.num_warmup_steps,
         train_batch_size=args.train_batch_size,
@@ -198,7 +172,10 @@ def config_from_flags(args: argparse.Namespace) -> ElectraPretrainingConfig:
         restore_checkpoint=args.restore_checkpoint,
         load_weights=args.load_weights,
         weights_dir=args.weights_dir or os.path.join(output_dir, "weights"),
-        skip_checkpoint=args.skip_checkpoint,
+        checkpoint_dir=os.path.join(output_dir, "checkpoints"),
+        checkpoint_names=ELECTRA_PHASE2 if args.phase2 else ELECTRA_PHASE1,
+        saves_checkpoints=not args.skip_checkpoint,
+        resume_hint="rerun with --restore_checkpoint=latest to resume",
         log_dir=args.log_dir or os.path.join(output_dir, "logs"),
         json_summary=args.json_summary or "",
         xla=args.xla,

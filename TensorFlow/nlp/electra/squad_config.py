@@ -19,7 +19,7 @@ from typing import List, Optional
 
 from pretraining_config import BF16_CONFIG
 
-from bertfam.checkpoint_names import ELECTRA_PHASE1, StepCheckpoints
+from bertfam.checkpoint_names import ELECTRA_PHASE1
 from bertfam.checkpoints import HfFolder, resolve_pretrained
 from bertfam.electra_config import ElectraConfig
 from bertfam.errors import FlagError, OneLineParser, refuse_given
@@ -122,19 +122,6 @@ class ElectraSquadConfig(SquadRunConfig):
     # Fixed by NVIDIA's recipe: its AdamWeightDecay is Keras Adam (bias-corrected).
     bias_correction: bool = True
 
-    @property
-    def checkpoint_dir(self) -> str:
-        """Ours, beside upstream's epoch checkpoints: the loop's resume checkpoints (every
-        1000 updates, each epoch's end, and on SIGTERM), so a stopped
-        run goes on when the same command runs again. Removed once training completes,
-        so a finished command reruns from the start, as upstream's does."""
-        v2 = "True" if self.version_2_with_negative else "False"
-        return os.path.join("checkpoints", f"electra_base_qa_v2_{v2}_resume")
-
-    @property
-    def checkpoint_names(self) -> StepCheckpoints:
-        return ELECTRA_PHASE1
-
     def cache_file(self, split: str) -> str:
         """Upstream's feature cache: ``TF2_<split>-v<version>.json_<model>_<seq>_<stride>_<query>``,
         <model> being what follows the first "/" of --electra_model (all of it without one)."""
@@ -206,6 +193,14 @@ def config_from_flags(args: argparse.Namespace) -> ElectraSquadConfig:
         vocab_file=args.vocab_file or str(folder.vocab_file or folder.path / "vocab.txt"),
         init_checkpoint=args.init_checkpoint,
         progress_bars=not args.disable_progress_bar,
+        # Ours, beside upstream's epoch checkpoints: the loop's resume checkpoints (every
+        # 1000 updates, each epoch's end, and on SIGTERM), so a stopped run goes on when
+        # the same command runs again. Removed once training completes, so a finished
+        # command reruns from the start, as upstream's does.
+        checkpoint_dir=os.path.join(
+            "checkpoints", f"electra_base_qa_v2_{args.version_2_with_negative}_resume"
+        ),
+        checkpoint_names=ELECTRA_PHASE1,
         do_lower_case=args.do_lower_case,
         do_train=args.do_train,
         do_predict=args.do_predict,

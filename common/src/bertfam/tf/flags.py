@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Mapping, Optional
 
 from absl import flags
 
@@ -168,10 +169,13 @@ def pretraining_values(values) -> None:
         values.use_horovod = True
 
 
-def config_from_flags(config_class: type, values, recipe: ModelRecipe) -> RunConfig:
+def config_from_flags(
+    config_class: type, values, recipe: ModelRecipe, renamed: Optional[Mapping[str, str]] = None
+) -> RunConfig:
     """The parsed flags `values` as `config_class` (a `RunConfig`): each field from the
-    flag of its name, plus the model's config file, the resolved bf16 setting and what
-    the recipe fixes."""
+    flag of its name (or, through `renamed`, a flag of another name: ALBERT's
+    --spm_model_file is the tokenizer_file), plus the model's config file, the resolved
+    bf16 setting and what the recipe fixes."""
     if values.use_tpu:
         raise FlagError("--use_tpu=true: TPUs are not supported here (Gaudi, GPU or CPU)")
     fields = {field.name for field in dataclasses.fields(config_class)}
@@ -186,4 +190,5 @@ def config_from_flags(config_class: type, values, recipe: ModelRecipe) -> RunCon
         ),
         **recipe.fixed,
     )
+    given.update({field: getattr(values, flag) for flag, field in (renamed or {}).items()})
     return config_class(**given)

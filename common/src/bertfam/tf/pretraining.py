@@ -71,12 +71,6 @@ class PretrainingRunConfig(RunConfig):
     masked_lm_budget: float = 0.0
     mask_id: int = 103  # [MASK] in BERT's vocabularies
 
-    def warmup_steps(self, total_steps: int) -> int:
-        return self.num_warmup_steps
-
-    def train_steps(self, num_examples: int, world_size: int) -> int:
-        return int(self.num_train_steps)
-
 
 @dataclass(frozen=True)
 class PretrainingInputs:

@@ -59,11 +59,22 @@ class RunConfig(TrainingConfig):
     beta_2: float = 0.999
     epsilon: float = 1e-6
     clip_norm: float = 1.0
+    # What a model's script sets otherwise, as values (filled from other flags when blank).
+    tokenizer_file: str = ""  # what the tokenizer loads: --vocab_file (ALBERT: --spm_model_file)
+    num_warmup_steps: Optional[int] = None  # warm-up updates; None: warmup_proportion of them
+    start_warmup_step: int = 0  # the update warm-up counts from (ALBERT pre-training's flag)
+    end_learning_rate: float = 0.0  # where the decay ends (ELECTRA pre-training: --end_lr)
+    checkpoint_dir: str = ""  # where training checkpoints go: --output_dir (ELECTRA: its own)
+    checkpoint_names: StepCheckpoints = TF_MODEL  # their layout (ELECTRA's: ckpt-N, ckpt-p2-N)
+    saves_checkpoints: bool = True  # False: the run saves none (ELECTRA's --skip_checkpoint)
+    resume_hint: str = "rerun the same command to resume"  # said when a run is preempted
 
-    @property
-    def tokenizer_file(self) -> str:
-        """What the tokenizer loads: --vocab_file (ALBERT's scripts: --spm_model_file)."""
-        return self.vocab_file
+    def __post_init__(self):
+        # Blanks follow the flag they default to; filled once, when the config is made.
+        if not self.tokenizer_file:
+            object.__setattr__(self, "tokenizer_file", self.vocab_file)
+        if not self.checkpoint_dir:
+            object.__setattr__(self, "checkpoint_dir", self.output_dir)
 
     def train_steps(self, num_examples: int, world_size: int) -> int:
         """--num_train_steps, else Google's int(examples / global batch * epochs)."""
@@ -80,37 +91,10 @@ class RunConfig(TrainingConfig):
         return steps
 
     def warmup_steps(self, total_steps: int) -> int:
+        """--num_warmup_steps (or a script's like flag), else Google's proportion."""
+        if self.num_warmup_steps is not None:
+            return self.num_warmup_steps
         return int(total_steps * self.warmup_proportion)
-
-    @property
-    def warmup_start(self) -> int:
-        """The step warm-up counts from (ALBERT pre-training: --start_warmup_step)."""
-        return 0
-
-    @property
-    def end_learning_rate(self) -> float:
-        """Where the decay ends (ELECTRA pre-training: --end_lr)."""
-        return 0.0
-
-    @property
-    def checkpoint_dir(self) -> str:
-        """Where training checkpoints go (ELECTRA: results/models/<name>/checkpoints)."""
-        return self.output_dir
-
-    @property
-    def saves_checkpoints(self) -> bool:
-        """False when the run is told to save none (ELECTRA's --skip_checkpoint)."""
-        return True
-
-    @property
-    def resume_hint(self) -> str:
-        """How a stopped run goes on from its checkpoint (said when it is preempted)."""
-        return "rerun the same command to resume"
-
-    @property
-    def checkpoint_names(self) -> StepCheckpoints:
-        """The layout of the loop's checkpoints (ELECTRA's: ``ckpt-N``, ``ckpt-p2-N``)."""
-        return TF_MODEL
 
     def profile_steps(self) -> Optional[Tuple[int, int]]:
         """--profile=START,END as (START, END), or None."""

@@ -10,8 +10,8 @@ task's flow. Bad input is one line and exit status 2.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
 
 from absl import app, flags
 
@@ -40,11 +40,13 @@ class TaskScript:
     # Refuses what the script accepts but does not do, and folds its own flag names into
     # the shared ones (ALBERT's --train_step is --num_train_steps), on the parsed flags.
     fold_flags: Optional[Callable] = None
+    # Its flags that fill config fields of another name: {flag: field}.
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
     def config_from_flags(self) -> RunConfig:
         if self.fold_flags is not None:
             self.fold_flags(flags.FLAGS)
-        return config_from_flags(self.config_class, flags.FLAGS, self.recipe)
+        return config_from_flags(self.config_class, flags.FLAGS, self.recipe, self.renamed)
 
     def main(self, argv) -> None:
         """For ``app.run``: run the task as the flags say."""

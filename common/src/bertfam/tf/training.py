@@ -134,7 +134,7 @@ class Trainer:
             warmup_steps=self.warmup_steps,
             schedule=self.config.schedule,
             power=self.config.lr_power,
-            warmup_start=self.config.warmup_start,
+            warmup_start=self.config.start_warmup_step,
             end_rate=self.config.end_learning_rate,
         )
         self.optimizer.apply(grads, rate)  # counts the update: self.step + 1
