@@ -2,8 +2,8 @@
 
 Only the paths change and a few flags are added: `<dataset_path_phase1>` and
 `<dataset_path_phase2>` become tiny 128/20 and 512/80 shards, `--config_file` a tiny
-BERT, `--train_batch_size 128 16` and `--max_steps 2 2` keep both phases short (the
-lines' `--batch_size` and `--accumulate_gradients` then make 2 or 4 micro-batches an
+BERT, `--train_batch_size 64 8` and `--max_steps 2 2` keep both phases short (the
+lines' `--batch_size` and `--accumulate_gradients` then make 1 or 2 micro-batches an
 update). Lazy lines need Gaudi: here they fail with one clear line, and the same lines in
 eager mode run.
 """
@@ -56,7 +56,7 @@ def demo(line, paths, tmp_path, compiled=False):
     line = line.replace("<dataset_path_phase2>", str(paths["phase2"]))
     line = line.replace("<data_path_phase2>", str(paths["phase2"]))
     args = line.split() + [
-        "--config_file", paths["config"], "-o", tmp_path, "--train_batch_size", "128", "16",
+        "--config_file", paths["config"], "-o", tmp_path, "--train_batch_size", "64", "8",
         "--max_steps", "2", "2", "--save_steps", "1", "1",
     ]  # fmt: skip
     # Eight ranks compiling at once on a small machine: one Inductor worker each, not a
