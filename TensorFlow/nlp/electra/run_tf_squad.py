@@ -46,6 +46,7 @@ from squad_config import (  # noqa: E402
 )
 
 from bertfam.errors import UserError, report_and_exit  # noqa: E402
+from bertfam.runlog import configure_logging  # noqa: E402
 
 log = logging.getLogger(PROG)
 
@@ -332,10 +333,7 @@ def squad(config: ElectraSquadConfig, prepared: Prepared) -> dict:
 
 def main(argv=None) -> None:
     args = parse_flags(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose_logging else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose_logging)
     try:
         config = config_from_flags(args)
         prepared = prepare(config)
