@@ -90,11 +90,11 @@ def run_pretraining(config, prepared, recipe) -> dict:
     return run_pretraining(config, prepared, recipe)
 
 
-def prepare_pretraining(config, recipe, **variant):
+def prepare_pretraining(config, recipe, variant=None):
     """`variant`: a model's `bertfam.tf.pretraining.PretrainingVariant`, else Habana BERT's."""
-    from bertfam.tf.pretraining import prepare_pretraining
+    from bertfam.tf.pretraining import HABANA_BERT, prepare_pretraining
 
-    return prepare_pretraining(config, recipe, **variant)
+    return prepare_pretraining(config, recipe, variant or HABANA_BERT)
 
 
 def pretraining_script(recipe: ModelRecipe) -> TaskScript:
